@@ -1,0 +1,2 @@
+//! Placeholder replaced by the pin benchmark.
+fn main() {}

@@ -1,0 +1,92 @@
+//! The crate's error types, one enum per concern.
+//!
+//! [`Error`] covers configuring managers and creating allocations;
+//! [`AccessError`] covers the byte-offset operations on
+//! `Discardable<[u8]>`. The global allocator never returns these: it
+//! returns null, as `GlobalAlloc` requires.
+
+use core::fmt;
+
+pub use crate::os::OsError;
+
+/// Why a manager could not start or an allocation could not be made.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// A limit of zero bytes was configured; nothing could ever be kept.
+    ZeroLimit,
+    /// `install_global` was called after the global manager had started.
+    AlreadyStarted,
+    /// The requested size or alignment cannot be represented or served
+    /// (alignment above the page size, a length whose byte size overflows).
+    Layout,
+    /// The operating system refused memory.
+    Os(OsError),
+    /// The manager thread could not be spawned.
+    Spawn(std::io::Error),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::ZeroLimit => f.write_str("the discardable limit must be greater than zero"),
+            Error::AlreadyStarted => f.write_str("the global manager has already started"),
+            Error::Layout => f.write_str("size or alignment not supported for a discardable allocation"),
+            Error::Os(e) => write!(f, "out of memory: {e}"),
+            Error::Spawn(e) => write!(f, "could not spawn the manager thread: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Os(e) => Some(e),
+            Error::Spawn(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<OsError> for Error {
+    fn from(e: OsError) -> Self {
+        if e.errno == libc::EINVAL {
+            Error::Layout
+        } else {
+            Error::Os(e)
+        }
+    }
+}
+
+/// Why a byte-offset operation on a `Discardable<[u8]>` failed.
+///
+/// Bounds are checked before the allocation is pinned, so an out-of-range
+/// request reports [`AccessError::OutOfBounds`] even if the bytes are gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AccessError {
+    /// The bytes were discarded; the owner must recompute them.
+    Discarded,
+    /// The byte range `start..end` does not fit in `len` bytes (or
+    /// `start > end`).
+    OutOfBounds {
+        /// First byte requested.
+        start: usize,
+        /// One past the last byte requested (saturated on overflow).
+        end: usize,
+        /// Length of the allocation.
+        len: usize,
+    },
+}
+
+impl fmt::Display for AccessError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AccessError::Discarded => f.write_str("the discardable bytes were discarded"),
+            AccessError::OutOfBounds { start, end, len } => {
+                write!(f, "byte range {start}..{end} out of bounds for length {len}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for AccessError {}

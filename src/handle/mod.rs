@@ -1,0 +1,353 @@
+//! Typed handles to discardable memory: [`Discardable`], [`Pinned`] and
+//! [`PinnedMut`].
+//!
+//! Owns: the user-facing side of the pin/discard protocol. A handle owns its
+//! allocation like a `Box` and is `Weak`-like in [`Discardable::upgrade`]:
+//! while a guard lives the bytes stay; once the manager discarded them every
+//! later upgrade returns `None`. The protocol itself is in [`state`]; the
+//! bytes live in the arena's [`store`].
+//!
+//! Neither guard is `core::pin::Pin`: "pinned" here means "protected from
+//! discard", the domain word of the seed paper and of Chromium.
+//!
+//! Must never: run `T`'s destructor (handles hold `T: Copy`), read the bytes
+//! without a pin, or touch a header after marking it dropped.
+
+pub(crate) mod arena;
+mod bytes;
+pub(crate) mod header;
+pub(crate) mod state;
+pub(crate) mod store;
+
+use core::fmt;
+use core::marker::PhantomData;
+use core::ops::{Deref, DerefMut};
+use core::ptr::NonNull;
+use std::alloc::Layout;
+use std::sync::Arc;
+
+use self::arena::Arena;
+use self::header::Header;
+use self::state::{Dropped, State};
+use self::store::Block;
+use crate::error::Error;
+use crate::Manager;
+
+/// A handle to a value the system may discard while it is not pinned.
+///
+/// Like [`std::sync::Weak`], it must be upgraded to reach the value:
+/// [`upgrade`](Self::upgrade) returns a [`Pinned`] guard, or `None` once the
+/// bytes were discarded. Like [`Box`], it uniquely owns the allocation (it is
+/// not `Clone`; share it with an `Arc`), which is what makes
+/// [`upgrade_mut`](Self::upgrade_mut) sound.
+///
+/// `T` must be `Copy` to create one: a discarded value's destructor could
+/// never run.
+///
+/// ```
+/// use discardable::{Discardable, Manager};
+///
+/// let manager = Manager::builder().limit(1 << 20).start()?;
+/// let decoded = Discardable::new_in([7u8; 64], &manager);
+/// match decoded.upgrade() {
+///     Some(bytes) => assert_eq!(bytes[3], 7),
+///     None => { /* discarded under pressure: recompute */ }
+/// }
+/// # Ok::<(), discardable::Error>(())
+/// ```
+pub struct Discardable<T: ?Sized> {
+    ptr: NonNull<T>,
+    header: NonNull<Header>,
+    arena: Arc<Arena>,
+    _owns: PhantomData<T>,
+}
+
+// SAFETY: the handle owns its `T` like a `Box`; moving it moves that
+// ownership, so `T: Send` suffices. The header is shared with the manager
+// only through atomics.
+unsafe impl<T: ?Sized + Send> Send for Discardable<T> {}
+// SAFETY: `&Discardable<T>` only gives out `&T` (through `Pinned`), so
+// sharing needs `T: Sync`.
+unsafe impl<T: ?Sized + Sync> Sync for Discardable<T> {}
+
+impl<T: Copy> Discardable<T> {
+    /// Moves `value` into discardable memory of the global manager.
+    ///
+    /// # Panics
+    ///
+    /// If the OS refuses memory, or the global manager cannot start.
+    pub fn new(value: T) -> Self {
+        Self::new_in(value, Manager::global())
+    }
+
+    /// Moves `value` into discardable memory of `manager`.
+    ///
+    /// # Panics
+    ///
+    /// If the OS refuses memory; see [`try_new_in`](Self::try_new_in).
+    pub fn new_in(value: T, manager: &Manager) -> Self {
+        Self::try_new_in(value, manager).unwrap_or_else(|e| panic!("Discardable::new_in: {e}"))
+    }
+
+    /// Moves `value` into discardable memory of `manager`, or returns why it
+    /// could not.
+    pub fn try_new_in(value: T, manager: &Manager) -> Result<Self, Error> {
+        let arena = manager.arena();
+        let block = arena.store.alloc(size_of::<T>(), align_of::<T>(), false)?;
+        // SAFETY: the block is fresh, ours, sized and aligned for one `T`.
+        unsafe { block.ptr.cast::<T>().as_ptr().write(value) };
+        Ok(Self::from_block(block, block.ptr.cast(), arena))
+    }
+}
+
+impl<T: Copy> Discardable<[T]> {
+    /// Copies `items` into discardable memory of the global manager.
+    ///
+    /// # Panics
+    ///
+    /// If the OS refuses memory, or the global manager cannot start.
+    pub fn from_slice(items: &[T]) -> Self {
+        Self::from_slice_in(items, Manager::global())
+    }
+
+    /// Copies `items` into discardable memory of `manager`.
+    ///
+    /// # Panics
+    ///
+    /// If the OS refuses memory; see [`try_from_slice_in`](Self::try_from_slice_in).
+    pub fn from_slice_in(items: &[T], manager: &Manager) -> Self {
+        Self::try_from_slice_in(items, manager).unwrap_or_else(|e| panic!("Discardable::from_slice_in: {e}"))
+    }
+
+    /// Copies `items` into discardable memory of `manager`, or returns why it
+    /// could not.
+    pub fn try_from_slice_in(items: &[T], manager: &Manager) -> Result<Self, Error> {
+        let arena = manager.arena();
+        let block = arena.store.alloc(size_of_val(items), align_of::<T>(), false)?;
+        // SAFETY: the block is fresh, ours, and sized and aligned for
+        // `items.len()` values of `T`; it cannot overlap `items`.
+        unsafe { core::ptr::copy_nonoverlapping(items.as_ptr(), block.ptr.cast::<T>().as_ptr(), items.len()) };
+        let ptr = NonNull::slice_from_raw_parts(block.ptr.cast::<T>(), items.len());
+        Ok(Self::from_block(block, ptr, arena))
+    }
+}
+
+impl Discardable<[u8]> {
+    /// `len` zero bytes of discardable memory of `manager`: fresh zero pages,
+    /// with no copy through the stack.
+    ///
+    /// # Panics
+    ///
+    /// If the OS refuses memory; see [`try_zeroed_in`](Self::try_zeroed_in).
+    pub fn zeroed_in(len: usize, manager: &Manager) -> Self {
+        Self::try_zeroed_in(len, manager).unwrap_or_else(|e| panic!("Discardable::zeroed_in: {e}"))
+    }
+
+    /// `len` zero bytes of discardable memory of `manager`, or why not.
+    pub fn try_zeroed_in(len: usize, manager: &Manager) -> Result<Self, Error> {
+        Layout::array::<u8>(len).map_err(|_| Error::Layout)?;
+        let arena = manager.arena();
+        let block = arena.store.alloc(len, 1, true)?;
+        let ptr = NonNull::slice_from_raw_parts(block.ptr, len);
+        Ok(Self::from_block(block, ptr, arena))
+    }
+}
+
+impl<T: ?Sized> Discardable<T> {
+    fn from_block(block: Block, ptr: NonNull<T>, arena: &Arc<Arena>) -> Self {
+        let header = arena.register(block);
+        Self { ptr, header, arena: Arc::clone(arena), _owns: PhantomData }
+    }
+
+    #[inline(always)]
+    fn state(&self) -> &State {
+        // SAFETY: the header outlives the handle: only the table frees it,
+        // and only after `Drop` marked it dropped (header.rs).
+        unsafe { &self.header.as_ref().state }
+    }
+
+    /// Pins the value: `Some(guard)` while its bytes are alive, `None` once
+    /// they were discarded (and forever after).
+    ///
+    /// Lock-free: one atomic read-modify-write, no system call, no epoch.
+    #[inline]
+    pub fn upgrade(&self) -> Option<Pinned<'_, T>> {
+        if self.state().pin() {
+            Some(Pinned { ptr: self.ptr, state: self.state(), _borrow: PhantomData })
+        } else {
+            None
+        }
+    }
+
+    /// Pins the value for writing. The guard is unique: `&mut self` rules
+    /// out any other guard.
+    #[inline]
+    pub fn upgrade_mut(&mut self) -> Option<PinnedMut<'_, T>> {
+        if self.state().pin() {
+            Some(PinnedMut { ptr: self.ptr, state: self.state(), _borrow: PhantomData })
+        } else {
+            None
+        }
+    }
+
+    /// Whether the bytes have been discarded. A `false` may be stale by the
+    /// time it is read; a `true` is final.
+    pub fn is_discarded(&self) -> bool {
+        self.state().load().is_discarded()
+    }
+
+    /// Discards the bytes now if nobody pins them; returns whether this call
+    /// discarded them. Useful to exercise the recovery path.
+    ///
+    /// ```
+    /// # let manager = discardable::Manager::builder().limit(1 << 20).start()?;
+    /// let d = discardable::Discardable::new_in(5u32, &manager);
+    /// let guard = d.upgrade().unwrap();
+    /// assert!(!d.discard(), "pinned");
+    /// drop(guard);
+    /// assert!(d.discard());
+    /// assert!(d.upgrade().is_none());
+    /// # Ok::<(), discardable::Error>(())
+    /// ```
+    pub fn discard(&self) -> bool {
+        if !self.state().try_discard() {
+            return false;
+        }
+        // SAFETY: the header lives as long as the handle (see `state`).
+        self.arena.release_discarded(unsafe { self.header.as_ref() });
+        true
+    }
+
+    /// What the allocation costs the OS in bytes (whole pages for a span,
+    /// the slot size for a small one).
+    pub fn cost(&self) -> usize {
+        // SAFETY: the header lives as long as the handle (see `state`).
+        unsafe { self.header.as_ref() }.cost
+    }
+}
+
+impl<T> Discardable<[T]> {
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.ptr.len()
+    }
+
+    /// Whether the slice has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.ptr.len() == 0
+    }
+}
+
+impl<T: ?Sized> Drop for Discardable<T> {
+    fn drop(&mut self) {
+        // Copy what we need first: after `mark_dropped` the manager may free
+        // the header at any time (state INV-4, header.rs).
+        // SAFETY: the header is alive until we mark it dropped.
+        let h = unsafe { self.header.as_ref() };
+        let block = Block { ptr: h.data, loc: h.loc, cost: h.cost };
+        if h.state.mark_dropped() == Dropped::OwnsBytes {
+            // SAFETY: we won, so the bytes are ours, and no guard can exist
+            // (`&mut self`).
+            unsafe { self.arena.release_dropped(block) };
+        }
+        self.arena.note_dropped();
+    }
+}
+
+impl<T: ?Sized> fmt::Debug for Discardable<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.state().load();
+        f.debug_struct("Discardable")
+            .field("cost", &self.cost())
+            .field("pins", &s.pins())
+            .field("discarded", &s.is_discarded())
+            .finish()
+    }
+}
+
+/// A shared pin: while it lives the bytes are never discarded. Derefs to
+/// `T`. Dropping it unpins and records an access for the policy.
+///
+/// It is `Send` and `Sync` when `T: Sync`, so it may be held across an
+/// `.await`. Methods of its own would be associated functions, so they never
+/// shadow `T`'s.
+pub struct Pinned<'a, T: ?Sized> {
+    ptr: NonNull<T>,
+    state: &'a State,
+    _borrow: PhantomData<&'a T>,
+}
+
+// SAFETY: a `Pinned` is a `&T` plus an atomic unpin on drop; `&T` is Send
+// and Sync exactly when `T: Sync`.
+unsafe impl<T: ?Sized + Sync> Send for Pinned<'_, T> {}
+// SAFETY: as above.
+unsafe impl<T: ?Sized + Sync> Sync for Pinned<'_, T> {}
+
+impl<T: ?Sized> Deref for Pinned<'_, T> {
+    type Target = T;
+
+    #[inline(always)]
+    fn deref(&self) -> &T {
+        // SAFETY: the pin keeps the bytes alive (state INV-1); they hold a
+        // valid `T` written at creation; no `PinnedMut` coexists because it
+        // needs `&mut` to the handle this guard borrows.
+        unsafe { self.ptr.as_ref() }
+    }
+}
+
+impl<T: ?Sized> Drop for Pinned<'_, T> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        self.state.unpin();
+    }
+}
+
+impl<T: ?Sized + fmt::Debug> fmt::Debug for Pinned<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+/// A unique pin: like [`Pinned`], and also derefs mutably.
+pub struct PinnedMut<'a, T: ?Sized> {
+    ptr: NonNull<T>,
+    state: &'a State,
+    _borrow: PhantomData<&'a mut T>,
+}
+
+// SAFETY: a `PinnedMut` is a `&mut T` plus an atomic unpin on drop.
+unsafe impl<T: ?Sized + Send> Send for PinnedMut<'_, T> {}
+// SAFETY: as above; `&mut T` is Sync when `T: Sync`.
+unsafe impl<T: ?Sized + Sync> Sync for PinnedMut<'_, T> {}
+
+impl<T: ?Sized> Deref for PinnedMut<'_, T> {
+    type Target = T;
+
+    #[inline(always)]
+    fn deref(&self) -> &T {
+        // SAFETY: pinned (state INV-1), valid `T`, unique (`&mut` borrow).
+        unsafe { self.ptr.as_ref() }
+    }
+}
+
+impl<T: ?Sized> DerefMut for PinnedMut<'_, T> {
+    #[inline(always)]
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: pinned (state INV-1), valid `T`, and this guard is the only
+        // access path (it borrows the unique handle mutably).
+        unsafe { self.ptr.as_mut() }
+    }
+}
+
+impl<T: ?Sized> Drop for PinnedMut<'_, T> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        self.state.unpin();
+    }
+}
+
+impl<T: ?Sized + fmt::Debug> fmt::Debug for PinnedMut<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}

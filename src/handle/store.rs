@@ -1,0 +1,280 @@
+//! Where discardable bytes live: whole-page spans for large allocations,
+//! size-class slots on shared pages for small ones.
+//!
+//! Owns: the slot pages of one arena and their free bitmaps. Spans come from
+//! and go back to the process-wide [`PageHeap`]. A slot page goes back to the
+//! OS (`MADV_DONTNEED`) the moment every slot on it is free or discarded;
+//! discarding a span gives its pages back at once.
+//!
+//! Costs are what an allocation costs the OS: whole pages for a span, the
+//! slot size for a small one.
+//!
+//! Must never: be reached from the global allocator's path (it takes a
+//! parking_lot lock and grows `Vec`s), or read the bytes it stores.
+
+use core::ptr::NonNull;
+
+use crate::os::OsError;
+use crate::page_heap::{PageHeap, Release};
+use crate::sync::Mutex;
+
+/// Largest slot size; anything bigger (or more aligned than [`SLOT_ALIGN`])
+/// gets its own span.
+pub(crate) const SMALL_MAX: usize = 2048;
+/// Alignment every slot has.
+pub(crate) const SLOT_ALIGN: usize = 16;
+const CLASSES: usize = 24;
+/// Slot bitmaps cover a page of 16-byte slots at 4 KiB pages.
+const SLOT_WORDS: usize = 4;
+
+/// Where an allocation's bytes are, so they can be freed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Loc {
+    /// Zero bytes: nothing to free.
+    Empty,
+    /// A span of the page heap starting at the data pointer.
+    Span,
+    /// A slot on a shared page.
+    Slot { page: u32, slot: u16 },
+}
+
+/// A successful allocation.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Block {
+    pub(crate) ptr: NonNull<u8>,
+    pub(crate) loc: Loc,
+    /// What the allocation costs the OS, in bytes.
+    pub(crate) cost: usize,
+}
+
+/// The size class of a small request: multiples of 16 up to 128, then four
+/// classes per doubling (at most 25 % internal waste).
+fn class_of(size: usize) -> usize {
+    debug_assert!(size <= SMALL_MAX);
+    let size = size.max(1);
+    if size <= 128 {
+        return (size - 1) / 16;
+    }
+    let log = (usize::BITS - 1 - (size - 1).leading_zeros()) as usize; // 7..=10
+    let base = 1usize << log;
+    8 + (log - 7) * 4 + (size - 1 - base) / (base / 4)
+}
+
+/// The slot size of class `class`.
+fn class_size(class: usize) -> usize {
+    if class < 8 {
+        return (class + 1) * 16;
+    }
+    let group = (class - 8) / 4; // 0 for 129..=256
+    let sub = (class - 8) % 4;
+    let base = 128 << group;
+    base + (sub + 1) * (base / 4)
+}
+
+#[derive(Debug)]
+struct SlotPage {
+    base: NonNull<u8>,
+    class: u8,
+    used: u16,
+    capacity: u16,
+    /// Bit set: slot free.
+    free: [u64; SLOT_WORDS],
+}
+
+#[derive(Debug, Default)]
+struct Slots {
+    pages: Vec<Option<SlotPage>>,
+    vacant: Vec<u32>,
+    /// Per class, pages with at least one free slot.
+    partial: [Vec<u32>; CLASSES],
+}
+
+// SAFETY: the page pointers own page-heap spans, not thread-bound data; all
+// access goes through the `Mutex` in `Store`.
+unsafe impl Send for Slots {}
+
+/// The byte store of one arena.
+#[derive(Debug)]
+pub(crate) struct Store {
+    heap: &'static PageHeap,
+    slots: Mutex<Slots>,
+}
+
+impl Store {
+    /// A store drawing pages from `heap`.
+    pub(crate) fn new(heap: &'static PageHeap) -> Self {
+        Self { heap, slots: Mutex::new(Slots::default()) }
+    }
+
+    /// Allocates `size` bytes aligned to `align`. With `zeroed` the bytes read
+    /// as zero (spans are fresh zero pages; slots are cleared).
+    pub(crate) fn alloc(&self, size: usize, align: usize, zeroed: bool) -> Result<Block, OsError> {
+        let page = self.heap.page_size();
+        if size == 0 {
+            // A dangling, well-aligned pointer: nothing is ever read or written.
+            let ptr = NonNull::new(align as *mut u8).unwrap_or(NonNull::dangling());
+            return Ok(Block { ptr, loc: Loc::Empty, cost: 0 });
+        }
+        if align > page {
+            return Err(OsError { op: "alignment", errno: libc::EINVAL });
+        }
+        if size > SMALL_MAX || align > SLOT_ALIGN {
+            let pages = size.div_ceil(page);
+            let ptr = self.heap.alloc_span(pages, zeroed)?;
+            return Ok(Block { ptr, loc: Loc::Span, cost: pages * page });
+        }
+        let class = class_of(size);
+        let slot_size = class_size(class);
+        let mut slots = self.slots.lock();
+        let id = match slots.partial[class].last() {
+            Some(&id) => id,
+            None => {
+                let base = self.heap.alloc_span(1, true)?;
+                let capacity = (page / slot_size).min(SLOT_WORDS * 64);
+                let mut free = [0u64; SLOT_WORDS];
+                for i in 0..capacity {
+                    free[i / 64] |= 1 << (i % 64);
+                }
+                let sp = SlotPage { base, class: class as u8, used: 0, capacity: capacity as u16, free };
+                let id = match slots.vacant.pop() {
+                    Some(id) => {
+                        slots.pages[id as usize] = Some(sp);
+                        id
+                    }
+                    None => {
+                        slots.pages.push(Some(sp));
+                        (slots.pages.len() - 1) as u32
+                    }
+                };
+                slots.partial[class].push(id);
+                id
+            }
+        };
+        let sp = slots.pages[id as usize].as_mut().expect("partial page is live");
+        let word = sp.free.iter().position(|&w| w != 0).expect("partial page has a free slot");
+        let slot = word * 64 + sp.free[word].trailing_zeros() as usize;
+        sp.free[word] &= !(1 << (slot % 64));
+        sp.used += 1;
+        // SAFETY: `slot < capacity`, so the slot lies inside the page.
+        let ptr = unsafe { sp.base.add(slot * slot_size) };
+        if sp.used == sp.capacity {
+            slots.partial[class].pop();
+        }
+        drop(slots);
+        if zeroed {
+            // SAFETY: the slot is ours alone now and `slot_size` long.
+            unsafe { ptr.as_ptr().write_bytes(0, slot_size) };
+        }
+        Ok(Block { ptr, loc: Loc::Slot { page: id, slot: slot as u16 }, cost: slot_size })
+    }
+
+    /// Frees a block. With [`Release::Now`] the pages go back to the OS at
+    /// once where the block owns them (spans) or the page becomes empty.
+    ///
+    /// # Safety
+    ///
+    /// `ptr`/`loc` must come from one successful [`Self::alloc`] on this
+    /// store, freed once, and nobody may use the bytes afterwards.
+    pub(crate) unsafe fn free(&self, ptr: NonNull<u8>, loc: Loc, release: Release) {
+        match loc {
+            Loc::Empty => {}
+            // SAFETY: forwarded from the caller's contract.
+            Loc::Span => drop(unsafe { self.heap.free_span(ptr, release) }),
+            Loc::Slot { page, slot } => {
+                let mut slots = self.slots.lock();
+                let sp = slots.pages[page as usize].as_mut().expect("slot page is live");
+                let class = sp.class as usize;
+                let bit = 1u64 << (slot % 64);
+                debug_assert!(sp.free[slot as usize / 64] & bit == 0, "double free of a slot");
+                sp.free[slot as usize / 64] |= bit;
+                let was_full = sp.used == sp.capacity;
+                sp.used -= 1;
+                if sp.used == 0 {
+                    let base = sp.base;
+                    slots.pages[page as usize] = None;
+                    slots.vacant.push(page);
+                    let list = &mut slots.partial[class];
+                    if let Some(i) = list.iter().rposition(|&p| p == page) {
+                        list.swap_remove(i);
+                    }
+                    drop(slots);
+                    // SAFETY: every slot of the page is free, so nobody uses
+                    // its bytes; it came from `alloc_span` in `alloc`.
+                    unsafe { self.heap.free_span(base, Release::Now) };
+                } else if was_full {
+                    slots.partial[class].push(page);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::page_heap;
+
+    #[test]
+    fn classes_cover_sizes_with_bounded_waste() {
+        let mut last = 0;
+        for size in 1..=SMALL_MAX {
+            let c = class_of(size);
+            assert!(c < CLASSES, "class {c} for {size}");
+            let s = class_size(c);
+            assert!(s >= size, "size {size} in class {c} of {s}");
+            assert!(s % SLOT_ALIGN == 0);
+            assert!(c >= last, "classes are monotonic");
+            if size > 64 {
+                assert!((s - size) * 4 <= s, "waste over 25 % at {size}: {s}");
+            } else {
+                assert!(s - size < 16, "more than one step of waste at {size}");
+            }
+            if c > 0 {
+                assert!(class_size(c - 1) < size, "{size} not in the smallest class");
+            }
+            last = c;
+        }
+        assert_eq!(class_size(CLASSES - 1), SMALL_MAX);
+    }
+
+    #[test]
+    fn slots_share_pages_and_pages_go_back_when_empty() {
+        let store = Store::new(page_heap::global());
+        let page = page_heap::global().page_size();
+        let blocks: Vec<Block> = (0..(page / 64) * 2).map(|_| store.alloc(64, 8, true).unwrap()).collect();
+        let pages: std::collections::HashSet<usize> = blocks.iter().map(|b| b.ptr.as_ptr() as usize / page).collect();
+        assert_eq!(pages.len(), 2, "64-byte slots fill whole pages first");
+        for (i, b) in blocks.iter().enumerate() {
+            assert_eq!(b.cost, 64);
+            // SAFETY: each slot is ours and 64 bytes long.
+            unsafe { b.ptr.as_ptr().write_bytes(i as u8, 64) };
+        }
+        for (i, b) in blocks.iter().enumerate() {
+            // SAFETY: reading our own slot.
+            let bytes = unsafe { core::slice::from_raw_parts(b.ptr.as_ptr(), 64) };
+            assert!(bytes.iter().all(|&x| x == i as u8), "slots overlap");
+        }
+        for b in blocks {
+            // SAFETY: allocated above, freed once.
+            unsafe { store.free(b.ptr, b.loc, Release::Now) };
+        }
+        assert!(store.slots.lock().pages.iter().all(Option::is_none));
+    }
+
+    #[test]
+    fn large_and_aligned_requests_get_spans() {
+        let store = Store::new(page_heap::global());
+        let page = page_heap::global().page_size();
+        let b = store.alloc(SMALL_MAX + 1, 8, false).unwrap();
+        assert_eq!((b.loc, b.cost), (Loc::Span, page));
+        let a = store.alloc(64, 64, false).unwrap();
+        assert_eq!(a.loc, Loc::Span);
+        assert!(store.alloc(64, page * 2, false).is_err());
+        // SAFETY: allocated above, freed once.
+        unsafe {
+            store.free(b.ptr, b.loc, Release::Now);
+        }
+        // SAFETY: allocated above, freed once.
+        unsafe { store.free(a.ptr, a.loc, Release::Retain) };
+    }
+}

@@ -1,0 +1,177 @@
+//! The manager's table: every published header, the replacement policy's
+//! view of them, and the scan that turns state words into policy events.
+//!
+//! Owns the headers from the moment it drains them from the arena's intake
+//! until it retires them. It lives under the manager's table lock; victims
+//! are *claimed* under the lock (one CAS each) and their pages released
+//! outside it, by the reclaimer, under an epoch guard.
+//!
+//! Invariants:
+//! - INV-1: a header is retired (never freed directly) only after its owner
+//!   marked it dropped, and only through the epoch guard of the pass that
+//!   saw the mark; a reclaimer that claimed it and still reads it outside
+//!   the lock is pinned in an epoch, so the header outlives that read
+//!   (DESIGN.md, protocol invariant 4).
+//! - INV-2: an id is tracked by the policy exactly while its slot is
+//!   `tracked`: inserted on drain, removed when chosen, discarded or dropped.
+//!
+//! Must never: release pages or call the OS while holding the lock (the
+//! reclaimer does that), or free a header without the epoch.
+
+use core::ptr::NonNull;
+
+use crossbeam_epoch::Guard;
+
+use crate::handle::arena::Arena;
+use crate::handle::header::Header;
+use crate::policy::{self, EntryId, Policy, Replacement};
+
+struct Slot {
+    header: Option<NonNull<Header>>,
+    /// Access counter seen at the previous scan.
+    seen: u16,
+    /// Whether the policy tracks this id (INV-2).
+    tracked: bool,
+}
+
+/// Result of one scan of every header.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Scan {
+    /// Cost of allocations pinned at the time of the scan.
+    pub(crate) pinned_bytes: usize,
+    /// Headers retired in this scan.
+    pub(crate) retired: usize,
+}
+
+/// The table. See the module docs.
+pub(crate) struct Table {
+    slots: Vec<Slot>,
+    vacant: Vec<EntryId>,
+    policy: Box<dyn Replacement>,
+}
+
+// SAFETY: the header pointers are owned by the table (INV-1) and headers are
+// `Send + Sync`.
+unsafe impl Send for Table {}
+
+impl core::fmt::Debug for Table {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Table").field("slots", &self.slots.len()).field("tracked", &self.policy.len()).finish()
+    }
+}
+
+impl Table {
+    /// An empty table ordered by `policy`.
+    pub(crate) fn new(policy: Policy) -> Self {
+        Self { slots: Vec::new(), vacant: Vec::new(), policy: policy::build(policy) }
+    }
+
+    /// Takes newly published headers from `arena` into the table and the
+    /// policy, in creation order.
+    pub(crate) fn drain(&mut self, arena: &Arena) {
+        arena.drain_intake(|header| {
+            // SAFETY: published headers stay alive until the table retires
+            // them (INV-1); this one was just handed over.
+            let cost = unsafe { header.as_ref() }.cost;
+            let slot = Slot { header: Some(header), seen: 0, tracked: true };
+            let id = match self.vacant.pop() {
+                Some(id) => {
+                    self.slots[id as usize] = slot;
+                    id
+                }
+                None => {
+                    self.slots.push(slot);
+                    (self.slots.len() - 1) as EntryId
+                }
+            };
+            self.policy.insert(id, cost);
+        });
+    }
+
+    /// Reads every state word: reports accesses to the policy, forgets
+    /// discarded allocations, and retires headers whose owners are gone
+    /// (through `guard`, INV-1).
+    pub(crate) fn scan(&mut self, guard: &Guard) -> Scan {
+        let mut scan = Scan::default();
+        for (id, slot) in self.slots.iter_mut().enumerate() {
+            let Some(header) = slot.header else { continue };
+            // SAFETY: headers in the table are alive until retired (INV-1).
+            let h = unsafe { header.as_ref() };
+            let s = h.state.load();
+            if s.is_dropped() {
+                if core::mem::take(&mut slot.tracked) {
+                    self.policy.remove(id as EntryId);
+                }
+                slot.header = None;
+                self.vacant.push(id as EntryId);
+                let ptr = header.as_ptr();
+                // SAFETY: the owner marked the header dropped and never reads
+                // it again; the table forgot it above; any reclaimer still
+                // reading it is pinned, and the epoch defers the free past
+                // its guard (INV-1). The closure is one word, so crossbeam
+                // stores it without boxing.
+                unsafe { guard.defer_unchecked(move || drop(Box::from_raw(ptr))) };
+                scan.retired += 1;
+                continue;
+            }
+            if s.is_discarded() {
+                if core::mem::take(&mut slot.tracked) {
+                    self.policy.remove(id as EntryId);
+                }
+                continue;
+            }
+            let accesses = s.accesses();
+            let delta = accesses.wrapping_sub(slot.seen);
+            if delta != 0 && slot.tracked {
+                slot.seen = accesses;
+                self.policy.access(id as EntryId, u32::from(delta));
+            }
+            if s.pins() > 0 {
+                scan.pinned_bytes += h.cost;
+            }
+        }
+        scan
+    }
+
+    /// Claims victims in policy order until their cost reaches `target` or
+    /// `max` were taken, appending their headers to `out`. A claimed header
+    /// is the caller's to release (state INV-4); it stays valid while the
+    /// caller's epoch guard lives (INV-1). Returns the claimed cost.
+    pub(crate) fn claim_victims(&mut self, target: usize, max: usize, out: &mut Vec<NonNull<Header>>) -> usize {
+        let mut claimed = 0;
+        let mut taken = 0;
+        while claimed < target && taken < max {
+            let slots = &self.slots;
+            let victim = self.policy.victim(&mut |id| match slots[id as usize].header {
+                // SAFETY: headers in the table are alive (INV-1).
+                Some(h) => unsafe { h.as_ref() }.state.try_discard(),
+                None => false,
+            });
+            let Some(id) = victim else { break };
+            let slot = &mut self.slots[id as usize];
+            let header = slot.header.expect("policy chose a vacant slot");
+            slot.tracked = false;
+            // SAFETY: alive (INV-1).
+            claimed += unsafe { header.as_ref() }.cost;
+            out.push(header);
+            taken += 1;
+        }
+        claimed
+    }
+}
+
+impl Drop for Table {
+    fn drop(&mut self) {
+        for slot in &mut self.slots {
+            let Some(header) = slot.header.take() else { continue };
+            // SAFETY: headers in the table are alive until retired (INV-1).
+            if unsafe { header.as_ref() }.state.load().is_dropped() {
+                // SAFETY: the owner is gone and, with the table dropping, no
+                // reclaimer can reach the header any more.
+                drop(unsafe { Box::from_raw(header.as_ptr()) });
+            }
+            // A header whose owner still lives (only possible if the manager
+            // thread died) is leaked rather than freed under the owner.
+        }
+    }
+}

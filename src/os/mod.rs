@@ -1,0 +1,34 @@
+//! The platform layer: every system call the crate makes.
+//!
+//! Owns: mapping and unmapping address space, `madvise`, the page size,
+//! physical memory size, and raw reads of small `/proc` and `/sys` files into
+//! caller-provided buffers. All FFI `unsafe` of the crate lives below this
+//! module, in the spirit of mimalloc's `prim.h`: each function states its
+//! contract (preconditions and what the result means) before its body.
+//!
+//! Must never: allocate from the Rust heap (the global allocator calls into
+//! it), panic, take a lock, or know a file format (parsing belongs to
+//! `pressure`).
+
+mod linux;
+
+pub(crate) use linux::*;
+
+use core::fmt;
+
+/// A failed system call: which operation, and the `errno` it left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OsError {
+    /// The operation that failed, e.g. `"mmap"`.
+    pub op: &'static str,
+    /// The raw `errno` value.
+    pub errno: i32,
+}
+
+impl fmt::Display for OsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} failed: {}", self.op, std::io::Error::from_raw_os_error(self.errno))
+    }
+}
+
+impl std::error::Error for OsError {}
