@@ -41,6 +41,7 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod alloc;
 mod error;
 mod handle;
 mod manager;
@@ -50,6 +51,7 @@ mod policy;
 mod pressure;
 mod sync;
 
+pub use alloc::{AllocStats, DiscardAlloc};
 pub use error::{AccessError, Error, OsError};
 pub use handle::{Discardable, Pinned, PinnedMut};
 pub use manager::{Manager, ManagerBuilder, Stats};
@@ -61,3 +63,15 @@ static_assertions::assert_impl_all!(Discardable<u64>: Send, Sync);
 static_assertions::assert_not_impl_any!(Discardable<u64>: Clone);
 static_assertions::assert_not_impl_any!(Discardable<core::cell::Cell<u8>>: Sync);
 static_assertions::assert_impl_all!(Pinned<'static, u64>: Send, Sync);
+
+/// The protocol internals, for the model checks in `loom-tests/` only
+/// (built with `RUSTFLAGS="--cfg loom"`); not an API.
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod __loom {
+    pub use crate::handle::arena::{Arena, Counters, Wake};
+    pub use crate::handle::header::Header;
+    pub use crate::handle::state::{Dropped, Snapshot, State};
+    pub use crate::handle::store::{Block, Loc};
+    pub use crate::manager::table::{Scan, Table};
+}

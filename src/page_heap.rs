@@ -29,7 +29,7 @@
 
 use core::cell::UnsafeCell;
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering::Relaxed};
 
 use crate::os::{self, OsError};
 use crate::sync::RawLock;
@@ -41,6 +41,9 @@ pub(crate) const SEGMENT_SIZE: usize = 1 << SEGMENT_SHIFT;
 /// Pages per segment at the smallest supported page size (4 KiB).
 const MAX_PAGES: usize = SEGMENT_SIZE / 4096;
 const WORDS: usize = MAX_PAGES / 64;
+/// Granularity of span tags: 64 KiB.
+pub(crate) const SLICE_SIZE: usize = 64 << 10;
+const SLICES: usize = SEGMENT_SIZE / SLICE_SIZE;
 /// Default bound on retained (free but committed) bytes.
 const DEFAULT_RETAIN: usize = 8 << 20;
 
@@ -83,6 +86,11 @@ struct Segment {
     pages: usize,
     /// Free data pages in the segment.
     free_pages: usize,
+    /// Per [`SLICE_SIZE`] slice: 0, or 1 + the distance in slices back to
+    /// the start of the tagged span covering it (see [`PageHeap::tag`]).
+    /// Written by the span's owner before its pointers escape, read by
+    /// `free` of pointers into it; atomics so no access is a data race.
+    slices: [AtomicU8; SLICES],
     /// Bit set: page is free.
     free: [u64; WORDS],
     /// Bit set: page is free but still committed (retained).
@@ -159,15 +167,22 @@ impl PageHeap {
     /// Errors: `ENOMEM` for a zero or absurd page count, or whatever `mmap`
     /// reports.
     pub(crate) fn alloc_span(&self, pages: usize, zeroed: bool) -> Result<NonNull<u8>, OsError> {
+        self.alloc_span_aligned(pages, self.page_size(), zeroed)
+    }
+
+    /// Like [`Self::alloc_span`], with the span's start a multiple of `align`
+    /// (a power of two, at least the page size, below [`SEGMENT_SIZE`]).
+    pub(crate) fn alloc_span_aligned(&self, pages: usize, align: usize, zeroed: bool) -> Result<NonNull<u8>, OsError> {
         let page = self.page_size();
         let nomem = OsError { op: "mmap", errno: libc::ENOMEM };
-        if pages == 0 || pages > isize::MAX as usize / page {
+        if pages == 0 || pages > isize::MAX as usize / page / 2 || !align.is_power_of_two() || align >= SEGMENT_SIZE {
             return Err(nomem);
         }
+        let align_pages = (align / page).max(1);
         let meta_pages = meta_pages(page);
         let seg_pages = SEGMENT_SIZE / page;
-        if pages > seg_pages - meta_pages {
-            return self.alloc_huge(pages);
+        if pages + align_pages > seg_pages - meta_pages {
+            return self.alloc_huge(pages, align_pages);
         }
         let _locked = self.lock.lock();
         // SAFETY: the lock is held (INV-1).
@@ -178,18 +193,18 @@ impl PageHeap {
             // the lock is held (INV-1).
             let s = unsafe { &mut *seg };
             if s.free_pages >= pages {
-                if let Some(start) = find_run(&s.free, s.first_page, s.pages, pages) {
+                if let Some(start) = find_run(&s.free, s.first_page, s.pages, pages, align_pages) {
                     return Ok(self.take(s, start, pages, zeroed));
                 }
             }
             seg = s.next;
         }
-        let seg = self.map_segment(Kind::Normal, SEGMENT_SIZE)?;
+        let seg = self.map_segment(Kind::Normal, SEGMENT_SIZE, 0)?;
         // SAFETY: `seg` was just mapped and initialised; the lock is held.
         let s = unsafe { &mut *seg };
         s.next = inner.segments;
         inner.segments = seg;
-        let start = s.first_page;
+        let start = s.first_page.next_multiple_of(align_pages);
         // Fresh pages are already zero.
         Ok(self.take(s, start, pages, false))
     }
@@ -233,28 +248,33 @@ impl PageHeap {
         unsafe { NonNull::new_unchecked((base + start * page) as *mut u8) }
     }
 
-    fn alloc_huge(&self, pages: usize) -> Result<NonNull<u8>, OsError> {
+    fn alloc_huge(&self, pages: usize, align_pages: usize) -> Result<NonNull<u8>, OsError> {
         let page = self.page_size();
         let nomem = OsError { op: "mmap", errno: libc::ENOMEM };
-        let len = pages.checked_add(1).and_then(|p| p.checked_mul(page)).ok_or(nomem)?;
-        let seg = self.map_segment(Kind::Huge, len)?;
+        // The header takes the first page; the data starts at the first
+        // aligned page after it (below SEGMENT_SIZE, so masking finds the
+        // header).
+        let first = align_pages.max(1);
+        let len = pages.checked_add(first).and_then(|p| p.checked_mul(page)).ok_or(nomem)?;
+        let seg = self.map_segment(Kind::Huge, len, first)?;
         // SAFETY: just mapped and initialised; not shared with anyone yet.
         let s = unsafe { &mut *seg };
         s.span_len[0] = pages as u32;
         self.in_use.fetch_add(pages * page, Relaxed);
-        // SAFETY: the data starts one page into a mapping of `pages + 1`.
-        Ok(unsafe { NonNull::new_unchecked((seg as *mut u8).add(page)) })
+        // SAFETY: the data starts `first` pages into a mapping of
+        // `pages + first` pages.
+        Ok(unsafe { NonNull::new_unchecked((seg as *mut u8).add(first * page)) })
     }
 
     /// Maps and initialises a segment of `len` bytes.
-    fn map_segment(&self, kind: Kind, len: usize) -> Result<*mut Segment, OsError> {
+    fn map_segment(&self, kind: Kind, len: usize, huge_first: usize) -> Result<*mut Segment, OsError> {
         let page = self.page_size();
         let base = os::map_aligned(len, SEGMENT_SIZE)?;
         self.mapped.fetch_add(len, Relaxed);
         let seg = base.as_ptr().cast::<Segment>();
         let (first_page, pages) = match kind {
             Kind::Normal => (meta_pages(page), SEGMENT_SIZE / page),
-            Kind::Huge => (1, len / page),
+            Kind::Huge => (huge_first, len / page),
         };
         // The mapping is zero-filled, so the bitmaps and span lengths start
         // cleared; only the scalar fields need writing. A huge segment's
@@ -345,6 +365,93 @@ impl PageHeap {
         bytes
     }
 
+    /// Tags (or untags, with `on == false`) the span `[ptr, ptr + len)` so
+    /// that [`Self::tagged_span_of`] finds its start from any interior
+    /// pointer. `ptr` and `len` must be multiples of [`SLICE_SIZE`], `len` at
+    /// most 255 slices.
+    ///
+    /// # Safety
+    ///
+    /// `[ptr, ptr + len)` must be a live span of this heap owned by the
+    /// caller, in a normal segment.
+    pub(crate) unsafe fn tag(&self, ptr: NonNull<u8>, len: usize, on: bool) {
+        debug_assert!(ptr.as_ptr() as usize % SLICE_SIZE == 0 && len % SLICE_SIZE == 0);
+        let seg = segment_of(ptr);
+        let first = (ptr.as_ptr() as usize - seg as usize) / SLICE_SIZE;
+        for i in 0..len / SLICE_SIZE {
+            let value = if on { i as u8 + 1 } else { 0 };
+            // SAFETY: the span is live (caller), so its segment is mapped;
+            // the slice entries are atomics.
+            unsafe { (*seg).slices[first + i].store(value, Relaxed) };
+        }
+    }
+
+    /// The start of the tagged span that contains `ptr`, or `None` if `ptr`
+    /// is not inside a tagged span.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must point into a live span of this heap.
+    #[inline]
+    pub(crate) unsafe fn tagged_span_of(&self, ptr: NonNull<u8>) -> Option<NonNull<u8>> {
+        let seg = segment_of(ptr);
+        let slice = (ptr.as_ptr() as usize - seg as usize) / SLICE_SIZE;
+        // SAFETY: `ptr` is in a live span (caller), so its segment is mapped.
+        let back = unsafe { (*seg).slices[slice].load(Relaxed) } as usize;
+        let start = (seg as usize + (slice + 1).checked_sub(back)? * SLICE_SIZE) as *mut u8;
+        (back != 0).then(|| NonNull::new(start)).flatten()
+    }
+
+    /// Grows the span at `ptr` in place to `new_pages` if the pages after it
+    /// are free; returns whether it did. Shrinking is not done here.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must be a live span of this heap owned by the caller.
+    pub(crate) unsafe fn try_grow(&self, ptr: NonNull<u8>, new_pages: usize) -> bool {
+        let page = self.page_size();
+        let seg = segment_of(ptr);
+        let _locked = self.lock.lock();
+        // SAFETY: the span is live (caller); the lock is held (INV-1).
+        let s = unsafe { &mut *seg };
+        if s.kind == Kind::Huge {
+            return false;
+        }
+        let idx = (ptr.as_ptr() as usize - seg as usize) / page;
+        let old = s.span_len[idx] as usize;
+        if new_pages <= old {
+            return new_pages == old;
+        }
+        let extra = new_pages - old;
+        if idx + new_pages > s.pages || run_len(&s.free, idx + old, extra) < extra {
+            return false;
+        }
+        let dirty = (idx + old..idx + new_pages).filter(|&i| test(&s.dirty, i)).count();
+        set_range(&mut s.free, idx + old, extra, false);
+        set_range(&mut s.dirty, idx + old, extra, false);
+        s.span_len[idx] = new_pages as u32;
+        s.free_pages -= extra;
+        self.retained.fetch_sub(dirty * page, Relaxed);
+        self.in_use.fetch_add(extra * page, Relaxed);
+        true
+    }
+
+    /// Takes the heap lock without a guard, for `pthread_atfork`'s prepare
+    /// handler, so a child never inherits it held mid-operation.
+    pub(crate) fn lock_for_fork(&self) {
+        core::mem::forget(self.lock.lock());
+    }
+
+    /// Releases the lock taken by [`Self::lock_for_fork`].
+    ///
+    /// # Safety
+    ///
+    /// Only after [`Self::lock_for_fork`], once, in the parent or the child.
+    pub(crate) unsafe fn unlock_after_fork(&self) {
+        // SAFETY: forwarded: the lock is held by the fork handler.
+        unsafe { self.lock.force_unlock() };
+    }
+
     /// Releases every retained page to the OS now.
     #[allow(dead_code)] // the global allocator's timer needs it
     pub(crate) fn purge(&self) {
@@ -364,7 +471,7 @@ impl PageHeap {
             // SAFETY: list members are live normal segments; lock held.
             let s = unsafe { &mut *seg };
             let mut i = s.first_page;
-            while let Some(run) = find_run(&s.dirty, i, s.pages, 1) {
+            while let Some(run) = find_run(&s.dirty, i, s.pages, 1, 1) {
                 let mut end = run;
                 while end < s.pages && test(&s.dirty, end) {
                     end += 1;
@@ -458,31 +565,44 @@ fn set_range(bits: &mut [u64], start: usize, n: usize, value: bool) {
     }
 }
 
-/// The first run of `n` set bits in `[start, limit)`, first fit.
-fn find_run(bits: &[u64], start: usize, limit: usize, n: usize) -> Option<usize> {
-    let mut i = start;
-    while i + n <= limit {
+/// The first set bit in `[from, limit)`.
+fn next_set(bits: &[u64], from: usize, limit: usize) -> Option<usize> {
+    let mut i = from;
+    while i < limit {
         let word = bits[i / 64] >> (i % 64);
-        if word == 0 {
-            i = (i / 64 + 1) * 64;
-            continue;
+        if word != 0 {
+            let at = i + word.trailing_zeros() as usize;
+            return (at < limit).then_some(at);
         }
-        let zeros = word.trailing_zeros() as usize;
-        if zeros > 0 {
-            i += zeros;
-            continue;
+        i = (i / 64 + 1) * 64;
+    }
+    None
+}
+
+/// How many consecutive set bits start at `i`, counting at most `cap`.
+fn run_len(bits: &[u64], i: usize, cap: usize) -> usize {
+    let mut len = 0;
+    while len < cap {
+        let at = i + len;
+        let ones = (bits[at / 64] >> (at % 64)).trailing_ones() as usize;
+        len += ones;
+        if (at + ones) % 64 != 0 || ones == 0 {
+            break;
         }
-        let run = i;
-        while i < limit && i - run < n {
-            let ones = (bits[i / 64] >> (i % 64)).trailing_ones() as usize;
-            i += ones;
-            if ones == 0 || i % 64 != 0 {
-                break;
-            }
+    }
+    len.min(cap)
+}
+
+/// The first run of `n` set bits in `[start, limit)` whose start is a
+/// multiple of `align` (first fit).
+fn find_run(bits: &[u64], start: usize, limit: usize, n: usize, align: usize) -> Option<usize> {
+    let mut i = next_set(bits, start, limit)?.next_multiple_of(align);
+    while i + n <= limit {
+        let len = run_len(bits, i, n);
+        if len >= n {
+            return Some(i);
         }
-        if i.min(limit) - run >= n {
-            return Some(run);
-        }
+        i = next_set(bits, i + len + 1, limit)?.next_multiple_of(align);
     }
     None
 }
@@ -496,13 +616,22 @@ mod tests {
         let mut bits = [0u64; 4];
         set_range(&mut bits, 3, 2, true);
         set_range(&mut bits, 60, 80, true);
-        assert_eq!(find_run(&bits, 0, 256, 1), Some(3));
-        assert_eq!(find_run(&bits, 0, 256, 2), Some(3));
-        assert_eq!(find_run(&bits, 0, 256, 3), Some(60));
-        assert_eq!(find_run(&bits, 0, 256, 80), Some(60));
-        assert_eq!(find_run(&bits, 0, 256, 81), None);
-        assert_eq!(find_run(&bits, 0, 100, 41), None);
-        assert_eq!(find_run(&bits, 61, 256, 79), Some(61));
+        assert_eq!(find_run(&bits, 0, 256, 1, 1), Some(3));
+        assert_eq!(find_run(&bits, 0, 256, 2, 1), Some(3));
+        assert_eq!(find_run(&bits, 0, 256, 3, 1), Some(60));
+        assert_eq!(find_run(&bits, 0, 256, 80, 1), Some(60));
+        assert_eq!(find_run(&bits, 0, 256, 81, 1), None);
+        assert_eq!(find_run(&bits, 0, 100, 41, 1), None);
+        assert_eq!(find_run(&bits, 61, 256, 79, 1), Some(61));
+        assert_eq!(find_run(&bits, 0, 256, 1, 4), Some(4));
+        assert_eq!(find_run(&bits, 0, 256, 2, 2), Some(60));
+        assert_eq!(find_run(&bits, 0, 256, 2, 8), Some(64));
+        assert_eq!(find_run(&bits, 0, 256, 16, 16), Some(64));
+        assert_eq!(find_run(&bits, 0, 256, 70, 16), Some(64));
+        assert_eq!(find_run(&bits, 0, 256, 77, 16), None);
+        assert_eq!(find_run(&bits, 0, 256, 64, 64), Some(64));
+        assert_eq!(find_run(&bits, 0, 256, 76, 64), Some(64));
+        assert_eq!(find_run(&bits, 0, 256, 77, 64), None);
         assert_eq!(count(&bits), 82);
     }
 
@@ -563,9 +692,41 @@ mod tests {
     }
 
     #[test]
+    fn aligned_spans_tags_and_growth() {
+        let heap = PageHeap::new(1 << 20);
+        let page = heap.page_size();
+        let _pad = heap.alloc_span(3, false).unwrap();
+        let p = heap.alloc_span_aligned(SLICE_SIZE * 2 / page, SLICE_SIZE * 2, false).unwrap();
+        assert_eq!(p.as_ptr() as usize % (SLICE_SIZE * 2), 0);
+        // SAFETY: `p` is a live span of 128 KiB owned by this test.
+        unsafe {
+            heap.tag(p, SLICE_SIZE * 2, true);
+            let inner = NonNull::new_unchecked(p.as_ptr().add(SLICE_SIZE + 100));
+            assert_eq!(heap.tagged_span_of(inner), Some(p));
+            assert_eq!(heap.tagged_span_of(p), Some(p));
+            heap.tag(p, SLICE_SIZE * 2, false);
+            assert_eq!(heap.tagged_span_of(inner), None);
+        }
+        let q = heap.alloc_span(2, false).unwrap();
+        // SAFETY: `q` is a live span owned by this test.
+        unsafe {
+            assert!(heap.try_grow(q, 5));
+            assert_eq!(heap.span_bytes(q), 5 * page);
+            q.as_ptr().add(5 * page - 1).write(1);
+            let r = heap.alloc_span(1, false).unwrap();
+            assert!(!heap.try_grow(q, 6), "the next page is taken");
+            heap.free_span(r, Release::Now);
+            heap.free_span(q, Release::Now);
+            heap.free_span(p, Release::Now);
+        }
+    }
+
+    #[test]
     fn absurd_sizes_are_errors() {
         let heap = PageHeap::new(0);
         assert!(heap.alloc_span(0, false).is_err());
         assert!(heap.alloc_span(usize::MAX / 2, false).is_err());
+        assert!(heap.alloc_span_aligned(1, SEGMENT_SIZE, false).is_err());
+        assert!(heap.alloc_span_aligned(1, 3 * 4096, false).is_err());
     }
 }

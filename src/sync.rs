@@ -136,6 +136,23 @@ impl RawLock {
     }
 }
 
+impl RawLock {
+    /// Takes the lock and forgets the guard (the `pthread_atfork` prepare
+    /// handler); released with [`Self::force_unlock`].
+    pub(crate) fn lock_for_fork(&self) {
+        core::mem::forget(self.lock());
+    }
+
+    /// Releases the lock without a guard.
+    ///
+    /// # Safety
+    ///
+    /// The lock must be held, and its guard forgotten (the fork handlers).
+    pub(crate) unsafe fn force_unlock(&self) {
+        self.locked.store(false, core::sync::atomic::Ordering::Release);
+    }
+}
+
 /// Releases a [`RawLock`] when dropped.
 #[derive(Debug)]
 pub(crate) struct RawLockGuard<'a> {

@@ -10,9 +10,15 @@
 //! it), panic, take a lock, or know a file format (parsing belongs to
 //! `pressure`).
 
+mod events;
 mod linux;
+mod thread;
 
+#[allow(unused_imports)]
+pub(crate) use events::*;
 pub(crate) use linux::*;
+#[allow(unused_imports)]
+pub(crate) use thread::*;
 
 use core::fmt;
 

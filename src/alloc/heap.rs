@@ -1,0 +1,566 @@
+//! Thread heaps: per-thread lists of class spans, thread exit, abandoned
+//! spans and their adoption, and the fallback heap for threads that have
+//! none (exiting threads).
+//!
+//! Fast path (`Heap::alloc`): one TLS load, a load of the class's current
+//! span, a list pop and a branch. Frees by the owning thread push onto the
+//! span's local list; frees by any other thread (or by a thread without a
+//! heap) push onto the span's atomic `thread_free` list.
+//!
+//! Thread exit is seen by a pthread key destructor, registered once, which
+//! abandons the heap: fully free spans go back to the page heap, the rest
+//! move to per-class abandoned lists (owner null), from which other heaps
+//! adopt them and the purge thread frees them once empty.
+//!
+//! Invariants (with span.rs INV-1..3):
+//! - INV-4: a heap's lists are touched only by its thread (or, for the
+//!   fallback heap, under `FALLBACK_LOCK`).
+//! - INV-5: abandoned spans are touched only under `ABANDONED_LOCK`.
+//! - Lock order: `FALLBACK_LOCK` → `ABANDONED_LOCK` → `POOL_LOCK` → the page
+//!   heap's lock. The fork handlers take them in this order.
+//!
+//! Must never: allocate through the Rust heap, take a parking_lot lock, pin
+//! an epoch, or panic (internal failures abort with a static message).
+
+use core::cell::{Cell, UnsafeCell};
+use core::ffi::c_void;
+use core::ptr::{self, NonNull};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::*};
+
+use super::size_class::{span_bytes, CLASSES};
+use super::span::{self, Block, Span};
+use crate::os;
+use crate::page_heap::{self, Release};
+use crate::sync::RawLock;
+
+/// A thread's heap (INV-4).
+#[repr(C)]
+pub(crate) struct Heap {
+    /// Per class: the head of the list of spans with (possibly) free
+    /// blocks, or the `EMPTY` sentinel.
+    current: [*mut Span; CLASSES],
+    /// Per class: spans with nothing free when last looked at.
+    full: [*mut Span; CLASSES],
+    /// Set by a remote free into one of our full spans.
+    full_pending: AtomicBool,
+    /// Link in the pool's free list.
+    pool_next: *mut Heap,
+}
+
+thread_local! {
+    /// This thread's heap; null before the first allocation and after exit.
+    static HEAP: Cell<*mut Heap> = const { Cell::new(ptr::null_mut()) };
+    /// Set once the thread's heap was abandoned at exit.
+    static DEAD: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Bytes of spans the allocator holds (class spans and large spans).
+pub(crate) static IN_USE: AtomicUsize = AtomicUsize::new(0);
+/// Set when memory went back to the page heap, so the purge timer starts.
+pub(crate) static NEED_PURGE: AtomicBool = AtomicBool::new(false);
+
+struct Global<T>(UnsafeCell<T>);
+// SAFETY: every `Global` is only accessed under its paired `RawLock`.
+unsafe impl<T> Sync for Global<T> {}
+
+static ABANDONED_LOCK: RawLock = RawLock::new();
+static ABANDONED: Global<[*mut Span; CLASSES]> = Global(UnsafeCell::new([ptr::null_mut(); CLASSES]));
+
+static POOL_LOCK: RawLock = RawLock::new();
+/// (free list head, bump pointer, bump end) of heap structs.
+static POOL: Global<(*mut Heap, usize, usize)> = Global(UnsafeCell::new((ptr::null_mut(), 0, 0)));
+
+static FALLBACK_LOCK: RawLock = RawLock::new();
+static FALLBACK: Global<*mut Heap> = Global(UnsafeCell::new(ptr::null_mut()));
+
+/// 0: not initialised, 1: initialising, 2: ready.
+static INIT: AtomicU8 = AtomicU8::new(0);
+static KEY: AtomicUsize = AtomicUsize::new(0);
+
+/// The calling thread's heap, or null.
+#[inline(always)]
+fn this_heap() -> *mut Heap {
+    HEAP.try_with(Cell::get).unwrap_or(ptr::null_mut())
+}
+
+/// Allocates a block of `class`.
+#[inline(always)]
+pub(crate) fn alloc(class: usize) -> *mut u8 {
+    let heap = this_heap();
+    if heap.is_null() {
+        return alloc_without_heap(class);
+    }
+    // SAFETY: `heap` is this thread's live heap (INV-4); `current` holds a
+    // live span or `EMPTY`, whose `free` is null.
+    unsafe {
+        let span = (*heap).current[class];
+        let block = (*span).free;
+        if !block.is_null() {
+            (*span).free = (*block).next;
+            (*span).used += 1;
+            return block.cast();
+        }
+        Heap::alloc_slow(heap, class)
+    }
+}
+
+/// Frees `ptr`, a block of the class span `span`.
+///
+/// # Safety
+///
+/// `ptr` must be a live block handed out from `span`.
+#[inline(always)]
+pub(crate) unsafe fn free(span: *mut Span, ptr: *mut u8) {
+    let heap = this_heap();
+    let block = ptr.cast::<Block>();
+    // SAFETY: the span outlives its live blocks; `owner == heap` means we
+    // own it (INV-3), so its owner-only fields are ours (INV-1).
+    unsafe {
+        if !heap.is_null() && ptr::eq((*span).owner.load(Relaxed), heap) {
+            (*block).next = (*span).free;
+            (*span).free = block;
+            (*span).used -= 1;
+            if (*span).used == 0 || (*span).in_full.load(Relaxed) {
+                Heap::after_local_free(heap, span);
+            }
+            return;
+        }
+        Span::push_remote(span, block);
+        if (*span).in_full.load(SeqCst) {
+            let owner = (*span).owner.load(Acquire);
+            if !owner.is_null() {
+                // Heaps are never unmapped (pooled), so a stale owner is
+                // at worst a spurious wake-up.
+                (*owner).full_pending.store(true, Release);
+            }
+        }
+    }
+}
+
+/// Allocation on a thread without a heap: set one up, or use the fallback
+/// heap if the thread is exiting.
+#[cold]
+fn alloc_without_heap(class: usize) -> *mut u8 {
+    if DEAD.try_with(Cell::get).unwrap_or(true) {
+        return alloc_fallback(class);
+    }
+    ensure_init();
+    let heap = pool_take();
+    if heap.is_null() {
+        return ptr::null_mut();
+    }
+    if HEAP.try_with(|h| h.set(heap)).is_err() {
+        pool_give(heap);
+        return alloc_fallback(class);
+    }
+    // Arm the exit destructor. This may allocate inside libc; the heap is
+    // already installed, so such a nested call is served normally.
+    os::key_set(KEY.load(Acquire) as libc::pthread_key_t, heap.cast());
+    alloc(class)
+}
+
+#[cold]
+fn alloc_fallback(class: usize) -> *mut u8 {
+    let _locked = FALLBACK_LOCK.lock();
+    // SAFETY: `FALLBACK` is only touched under `FALLBACK_LOCK` (INV-4).
+    let slot = unsafe { &mut *FALLBACK.0.get() };
+    if slot.is_null() {
+        *slot = pool_take();
+        if slot.is_null() {
+            return ptr::null_mut();
+        }
+    }
+    let heap = *slot;
+    // SAFETY: the fallback heap is live and we hold its lock (INV-4).
+    unsafe {
+        let span = (*heap).current[class];
+        let block = (*span).free;
+        if !block.is_null() {
+            (*span).free = (*block).next;
+            (*span).used += 1;
+            return block.cast();
+        }
+        Heap::alloc_slow(heap, class)
+    }
+}
+
+/// Creates the pthread key and the fork handlers once.
+fn ensure_init() {
+    loop {
+        match INIT.compare_exchange(0, 1, Acquire, Acquire) {
+            Ok(_) => {
+                let Some(key) = os::key_create(thread_exit) else {
+                    os::abort_with("discardable: out of pthread keys\n");
+                };
+                KEY.store(key as usize, Relaxed);
+                if !os::at_fork(fork_prepare, fork_parent, fork_child) {
+                    os::abort_with("discardable: pthread_atfork failed\n");
+                }
+                INIT.store(2, Release);
+                return;
+            }
+            Err(2) => return,
+            Err(_) => std::thread::yield_now(),
+        }
+    }
+}
+
+/// The pthread key destructor: the thread is exiting.
+unsafe extern "C" fn thread_exit(value: *mut c_void) {
+    let heap = value.cast::<Heap>();
+    let _ = HEAP.try_with(|h| h.set(ptr::null_mut()));
+    let _ = DEAD.try_with(|d| d.set(true));
+    if !heap.is_null() {
+        // SAFETY: the heap was this thread's and the thread is exiting, so
+        // nothing else uses it (INV-4).
+        unsafe { Heap::abandon(heap) };
+        pool_give(heap);
+    }
+}
+
+unsafe extern "C" fn fork_prepare() {
+    FALLBACK_LOCK.lock_for_fork();
+    ABANDONED_LOCK.lock_for_fork();
+    POOL_LOCK.lock_for_fork();
+    page_heap::global().lock_for_fork();
+}
+
+unsafe extern "C" fn fork_parent() {
+    // SAFETY: `fork_prepare` took each lock once, in this thread.
+    unsafe {
+        page_heap::global().unlock_after_fork();
+        POOL_LOCK.force_unlock();
+        ABANDONED_LOCK.force_unlock();
+        FALLBACK_LOCK.force_unlock();
+    }
+}
+
+unsafe extern "C" fn fork_child() {
+    // SAFETY: as in `fork_parent`; the child has only this thread.
+    unsafe { fork_parent() };
+    super::purge::after_fork_in_child();
+}
+
+/// Takes a fresh heap from the pool (null if the OS refuses memory).
+fn pool_take() -> *mut Heap {
+    let _locked = POOL_LOCK.lock();
+    // SAFETY: `POOL` is only touched under `POOL_LOCK`.
+    let pool = unsafe { &mut *POOL.0.get() };
+    let heap = if !pool.0.is_null() {
+        let heap = pool.0;
+        // SAFETY: heaps on the free list are pooled and unused.
+        pool.0 = unsafe { (*heap).pool_next };
+        heap
+    } else {
+        let size = core::mem::size_of::<Heap>();
+        if pool.1 + size > pool.2 {
+            let Ok(chunk) = page_heap::global().alloc_span(16, true) else { return ptr::null_mut() };
+            pool.1 = chunk.as_ptr() as usize;
+            pool.2 = pool.1 + 16 * page_heap::global().page_size();
+        }
+        let heap = pool.1 as *mut Heap;
+        pool.1 += size.next_multiple_of(64);
+        heap
+    };
+    // SAFETY: `heap` points to pooled memory sized for a `Heap` that only
+    // we use now.
+    unsafe {
+        heap.write(Heap {
+            current: [span::empty(); CLASSES],
+            full: [ptr::null_mut(); CLASSES],
+            full_pending: AtomicBool::new(false),
+            pool_next: ptr::null_mut(),
+        })
+    };
+    heap
+}
+
+/// Returns an abandoned heap to the pool.
+fn pool_give(heap: *mut Heap) {
+    let _locked = POOL_LOCK.lock();
+    // SAFETY: `POOL` under its lock; the heap is abandoned and unused.
+    unsafe {
+        let pool = &mut *POOL.0.get();
+        (*heap).pool_next = pool.0;
+        pool.0 = heap;
+    }
+}
+
+/// Unlinks `span` from the doubly linked list whose head is `*head`.
+///
+/// # Safety
+///
+/// The caller owns the list (INV-4 or INV-5) and `span` is on it.
+unsafe fn unlink(head: *mut *mut Span, span: *mut Span, empty_head: *mut Span) {
+    // SAFETY: list members are live spans owned by the caller.
+    unsafe {
+        let (prev, next) = ((*span).prev, (*span).next);
+        if prev.is_null() {
+            *head = if next.is_null() { empty_head } else { next };
+        } else {
+            (*prev).next = next;
+        }
+        if !next.is_null() {
+            (*next).prev = prev;
+        }
+        (*span).prev = ptr::null_mut();
+        (*span).next = ptr::null_mut();
+    }
+}
+
+/// Pushes `span` at the front of the list whose head is `*head`.
+///
+/// # Safety
+///
+/// The caller owns the list and `span`, which is on no list.
+unsafe fn push_front(head: *mut *mut Span, span: *mut Span, empty_head: *mut Span) {
+    // SAFETY: as for `unlink`.
+    unsafe {
+        let old = *head;
+        (*span).prev = ptr::null_mut();
+        (*span).next = if old == empty_head { ptr::null_mut() } else { old };
+        if old != empty_head {
+            (*old).prev = span;
+        }
+        *head = span;
+    }
+}
+
+/// Gives a span with no live block back to the page heap.
+///
+/// # Safety
+///
+/// The caller owns `span`, it is on no list, and none of its blocks is live.
+unsafe fn release(span: *mut Span) {
+    // SAFETY: the caller owns the span and its memory is unused.
+    unsafe {
+        let bytes = span_bytes((*span).class as usize);
+        let base = NonNull::new_unchecked(span.cast::<u8>());
+        page_heap::global().tag(base, bytes, false);
+        page_heap::global().free_span(base, Release::Retain);
+        IN_USE.fetch_sub(bytes, Relaxed);
+    }
+    NEED_PURGE.store(true, Relaxed);
+}
+
+impl Heap {
+    /// Refills `class` and allocates from it.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns `heap` (INV-4).
+    #[cold]
+    unsafe fn alloc_slow(heap: *mut Heap, class: usize) -> *mut u8 {
+        // SAFETY: the caller owns `heap` and thereby its spans (INV-1, 4).
+        unsafe {
+            if (*heap).full_pending.swap(false, Acquire) {
+                Heap::rescue_full(heap);
+            }
+            loop {
+                let span = (*heap).current[class];
+                if span == span::empty() {
+                    break;
+                }
+                if (*span).free.is_null() && Span::collect(span) == 0 && !Span::extend(span) {
+                    Heap::park_full(heap, span);
+                    continue;
+                }
+                if !(*span).free.is_null() {
+                    let block = (*span).free;
+                    (*span).free = (*block).next;
+                    (*span).used += 1;
+                    return block.cast();
+                }
+            }
+            let span = match adopt(class, heap) {
+                Some(span) => span,
+                None => match new_span(class, heap) {
+                    Some(span) => span,
+                    None => return ptr::null_mut(),
+                },
+            };
+            push_front(&mut (*heap).current[class], span, span::empty());
+            if (*span).free.is_null() {
+                Span::extend(span);
+            }
+            let block = (*span).free;
+            if block.is_null() {
+                return ptr::null_mut();
+            }
+            (*span).free = (*block).next;
+            (*span).used += 1;
+            block.cast()
+        }
+    }
+
+    /// Moves an exhausted span from `current` to the full list.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns `heap`; `span` is the head of `current[class]`.
+    unsafe fn park_full(heap: *mut Heap, span: *mut Span) {
+        // SAFETY: owner of heap and span (INV-1, 4).
+        unsafe {
+            let class = (*span).class as usize;
+            unlink(&mut (*heap).current[class], span, span::empty());
+            // SeqCst store, then re-check `thread_free`: pairs with the
+            // pusher's SeqCst CAS then `in_full` load (span.rs), so a remote
+            // free is never stranded on a parked span.
+            (*span).in_full.store(true, SeqCst);
+            if (*span).thread_free.load(SeqCst).is_null() {
+                push_front(&mut (*heap).full[class], span, ptr::null_mut());
+            } else {
+                (*span).in_full.store(false, Relaxed);
+                Span::collect(span);
+                push_front(&mut (*heap).current[class], span, span::empty());
+            }
+        }
+    }
+
+    /// Brings full spans that received remote frees back to `current`.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns `heap`.
+    unsafe fn rescue_full(heap: *mut Heap) {
+        // SAFETY: owner of heap and its spans (INV-1, 4).
+        unsafe {
+            for class in 0..CLASSES {
+                let mut span = (*heap).full[class];
+                while !span.is_null() {
+                    let next = (*span).next;
+                    if !(*span).thread_free.load(Relaxed).is_null() {
+                        unlink(&mut (*heap).full[class], span, ptr::null_mut());
+                        (*span).in_full.store(false, Relaxed);
+                        Span::collect(span);
+                        if (*span).used == 0 {
+                            release(span);
+                        } else {
+                            push_front(&mut (*heap).current[class], span, span::empty());
+                        }
+                    }
+                    span = next;
+                }
+            }
+        }
+    }
+
+    /// After a local free that emptied a span or hit a full one.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns `heap` and `span`.
+    #[cold]
+    unsafe fn after_local_free(heap: *mut Heap, span: *mut Span) {
+        // SAFETY: owner of heap and span (INV-1, 4).
+        unsafe {
+            let class = (*span).class as usize;
+            if (*span).in_full.load(Relaxed) {
+                unlink(&mut (*heap).full[class], span, ptr::null_mut());
+                (*span).in_full.store(false, Relaxed);
+                Span::collect(span);
+                push_front(&mut (*heap).current[class], span, span::empty());
+            }
+            if (*span).used == 0 && (*heap).current[class] != span {
+                Span::collect(span);
+                if (*span).used == 0 {
+                    unlink(&mut (*heap).current[class], span, span::empty());
+                    release(span);
+                }
+            }
+        }
+    }
+
+    /// Abandons every span of an exiting thread's heap.
+    ///
+    /// # Safety
+    ///
+    /// The caller owned `heap` and nobody uses it any more.
+    unsafe fn abandon(heap: *mut Heap) {
+        let _locked = ABANDONED_LOCK.lock();
+        // SAFETY: the heap is ours; abandoned lists under their lock (INV-5).
+        unsafe {
+            let abandoned = &mut *ABANDONED.0.get();
+            for (class, abandoned) in abandoned.iter_mut().enumerate() {
+                for list in [(*heap).current[class], (*heap).full[class]] {
+                    let mut span = list;
+                    while !span.is_null() && span != span::empty() {
+                        let next = (*span).next;
+                        (*span).in_full.store(false, Relaxed);
+                        (*span).owner.store(ptr::null_mut(), Release);
+                        Span::collect(span);
+                        if (*span).used == 0 {
+                            release(span);
+                        } else {
+                            push_front(abandoned, span, ptr::null_mut());
+                        }
+                        span = next;
+                    }
+                }
+                (*heap).current[class] = span::empty();
+                (*heap).full[class] = ptr::null_mut();
+            }
+        }
+    }
+}
+
+/// Adopts an abandoned span of `class` with free blocks for `heap`,
+/// releasing empty ones on the way.
+fn adopt(class: usize, heap: *mut Heap) -> Option<*mut Span> {
+    let _locked = ABANDONED_LOCK.lock();
+    // SAFETY: abandoned spans are ours under the lock (INV-5).
+    unsafe {
+        let abandoned = &mut *ABANDONED.0.get();
+        let mut span = abandoned[class];
+        let mut budget = 16;
+        while !span.is_null() && budget > 0 {
+            budget -= 1;
+            let next = (*span).next;
+            Span::collect(span);
+            if (*span).used == 0 {
+                unlink(&mut abandoned[class], span, ptr::null_mut());
+                release(span);
+            } else if !(*span).free.is_null() || (*span).bump < (*span).capacity {
+                unlink(&mut abandoned[class], span, ptr::null_mut());
+                (*span).owner.store(heap, Release);
+                return Some(span);
+            }
+            span = next;
+        }
+    }
+    None
+}
+
+/// Frees abandoned spans that became empty (the purge timer calls this).
+pub(crate) fn sweep_abandoned() {
+    let _locked = ABANDONED_LOCK.lock();
+    // SAFETY: abandoned spans are ours under the lock (INV-5).
+    unsafe {
+        let abandoned = &mut *ABANDONED.0.get();
+        for list in abandoned.iter_mut() {
+            let mut span = *list;
+            while !span.is_null() {
+                let next = (*span).next;
+                Span::collect(span);
+                if (*span).used == 0 {
+                    unlink(list, span, ptr::null_mut());
+                    release(span);
+                }
+                span = next;
+            }
+        }
+    }
+}
+
+/// Maps a fresh span for `class` owned by `heap`.
+fn new_span(class: usize, heap: *mut Heap) -> Option<*mut Span> {
+    let bytes = span_bytes(class);
+    let heap_pages = page_heap::global();
+    let base = heap_pages.alloc_span_aligned(bytes / heap_pages.page_size(), bytes, false).ok()?;
+    // SAFETY: `base` is a fresh span of `bytes`, aligned to `bytes`, ours.
+    unsafe {
+        heap_pages.tag(base, bytes, true);
+        IN_USE.fetch_add(bytes, Relaxed);
+        Some(Span::init(base, class, heap))
+    }
+}

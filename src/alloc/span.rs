@@ -1,0 +1,208 @@
+//! A class span: one page-heap span, aligned to its own size, holding
+//! blocks of one size class, with its header in its first 128 bytes.
+//!
+//! Equation (after mimalloc's `types.h`), for a span owned by a live heap:
+//! `used == handed_out - |thread_free|`, where `handed_out` counts blocks
+//! not on `free` and below `bump`; `used == 0` with an empty `thread_free`
+//! means every block is free and the span may go back to the page heap.
+//!
+//! Threads:
+//! - owner-only fields (`free`, `used`, `bump`, `next`, `prev`, `in_full`'s
+//!   writes) are touched only by the owning heap's thread, or by whoever
+//!   holds the abandoned-list lock while `owner` is null (INV-1);
+//! - `thread_free` is a Treiber stack: any thread pushes, only the owner
+//!   (or the lock holder of an abandoned span) takes it whole with a swap,
+//!   so there is no ABA (INV-2);
+//! - `owner` equals a heap's address only while that heap's thread owns the
+//!   span (INV-3).
+//!
+//! Must never: allocate, lock, or panic (the global allocator runs it).
+
+use core::ptr::{self, NonNull};
+use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering::*};
+
+use super::heap::Heap;
+use super::size_class::{block_size, span_bytes, CLASS_ALIGN_MAX};
+
+/// A free block: its first word links to the next.
+#[repr(C)]
+pub(crate) struct Block {
+    pub(crate) next: *mut Block,
+}
+
+/// The header of a class span (INV-1..3 in the module docs).
+#[repr(C, align(128))]
+pub(crate) struct Span {
+    /// Owner-local free list.
+    pub(crate) free: *mut Block,
+    /// Blocks handed out and not freed back to the owner.
+    pub(crate) used: u32,
+    /// Index of the first never-used block.
+    pub(crate) bump: u32,
+    /// Blocks that fit.
+    pub(crate) capacity: u32,
+    /// Block size in bytes.
+    pub(crate) block_size: u32,
+    /// Size class.
+    pub(crate) class: u8,
+    /// Whether the span sits on its owner's full list.
+    pub(crate) in_full: AtomicBool,
+    /// Neighbours in the owner's (or the abandoned) list.
+    pub(crate) next: *mut Span,
+    pub(crate) prev: *mut Span,
+    /// The owning heap, or null while abandoned.
+    pub(crate) owner: AtomicPtr<Heap>,
+    /// Blocks freed by other threads.
+    pub(crate) thread_free: AtomicPtr<Block>,
+}
+
+static_assertions::const_assert!(core::mem::size_of::<Span>() <= CLASS_ALIGN_MAX);
+
+/// The sentinel every heap's `current` slot points to when it has no span:
+/// no free block, nothing to bump, so the fast path falls to the slow path
+/// without a null check. Never written.
+pub(crate) static EMPTY: SyncSpan = SyncSpan(Span {
+    free: ptr::null_mut(),
+    used: 0,
+    bump: 0,
+    capacity: 0,
+    block_size: 0,
+    class: 0,
+    in_full: AtomicBool::new(false),
+    next: ptr::null_mut(),
+    prev: ptr::null_mut(),
+    owner: AtomicPtr::new(ptr::null_mut()),
+    thread_free: AtomicPtr::new(ptr::null_mut()),
+});
+
+/// [`EMPTY`]'s wrapper, so the static may hold raw pointers.
+#[repr(transparent)]
+pub(crate) struct SyncSpan(Span);
+
+// SAFETY: `EMPTY` is never written: the slow path checks for it before any
+// write (see `Heap::alloc_slow`).
+unsafe impl Sync for SyncSpan {}
+
+/// The address of [`EMPTY`].
+#[inline(always)]
+pub(crate) fn empty() -> *mut Span {
+    ptr::addr_of!(EMPTY.0).cast_mut()
+}
+
+impl Span {
+    /// Initialises a fresh span at `base` (of `span_bytes(class)` bytes,
+    /// aligned to that) for `owner`.
+    ///
+    /// # Safety
+    ///
+    /// `base` must be a fresh page-heap span of that size, owned by the caller.
+    pub(crate) unsafe fn init(base: NonNull<u8>, class: usize, owner: *mut Heap) -> *mut Span {
+        let span = base.as_ptr().cast::<Span>();
+        let size = block_size(class);
+        let capacity = (span_bytes(class) - CLASS_ALIGN_MAX) / size;
+        // SAFETY: the span is fresh and ours (caller), aligned for `Span`.
+        unsafe {
+            span.write(Span {
+                free: ptr::null_mut(),
+                used: 0,
+                bump: 0,
+                capacity: capacity as u32,
+                block_size: size as u32,
+                class: class as u8,
+                in_full: AtomicBool::new(false),
+                next: ptr::null_mut(),
+                prev: ptr::null_mut(),
+                owner: AtomicPtr::new(owner),
+                thread_free: AtomicPtr::new(ptr::null_mut()),
+            })
+        };
+        span
+    }
+
+    /// The span holding the block at `ptr` of a class whose spans are
+    /// `span_bytes` long (address masking).
+    #[inline(always)]
+    pub(crate) fn of(ptr: *mut u8, span_bytes: usize) -> *mut Span {
+        (ptr as usize & !(span_bytes - 1)) as *mut Span
+    }
+
+    /// Moves up to a page worth of never-used blocks onto `free`; returns
+    /// whether any were added.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns `span` (INV-1) and it is not [`EMPTY`].
+    pub(crate) unsafe fn extend(span: *mut Span) -> bool {
+        // SAFETY: owner-only fields of a live span (caller).
+        unsafe {
+            let (bump, cap, size) = ((*span).bump, (*span).capacity, (*span).block_size as usize);
+            if bump >= cap {
+                return false;
+            }
+            let n = ((4096 / size).max(1) as u32).min(cap - bump);
+            let base = span.cast::<u8>().add(CLASS_ALIGN_MAX);
+            let mut head = (*span).free;
+            for i in (bump..bump + n).rev() {
+                let block = base.add(i as usize * size).cast::<Block>();
+                (*block).next = head;
+                head = block;
+            }
+            (*span).free = head;
+            (*span).bump = bump + n;
+        }
+        true
+    }
+
+    /// Takes every remotely freed block onto `free`; returns how many.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns `span` (INV-1) and it is not [`EMPTY`].
+    pub(crate) unsafe fn collect(span: *mut Span) -> u32 {
+        // SAFETY: `thread_free` is an atomic; taking it whole is the
+        // owner's right (INV-2). Acquire pairs with the pushers' Release.
+        let mut block = unsafe { (*span).thread_free.swap(ptr::null_mut(), SeqCst) };
+        if block.is_null() {
+            return 0;
+        }
+        let mut n = 0;
+        // SAFETY: blocks on the list were handed out from this span and
+        // freed; the owner may now relink them (INV-1).
+        unsafe {
+            while !block.is_null() {
+                let next = (*block).next;
+                (*block).next = (*span).free;
+                (*span).free = block;
+                block = next;
+                n += 1;
+            }
+            (*span).used -= n;
+        }
+        n
+    }
+
+    /// Pushes `block` onto the span's remote free list (any thread).
+    ///
+    /// # Safety
+    ///
+    /// `block` must be a block of `span` handed out and not yet freed.
+    #[inline]
+    pub(crate) unsafe fn push_remote(span: *mut Span, block: *mut Block) {
+        // SAFETY: the span outlives its handed-out blocks; `thread_free` is
+        // an atomic; `block` is ours to relink until the CAS publishes it.
+        unsafe {
+            let mut head = (*span).thread_free.load(Relaxed);
+            loop {
+                (*block).next = head;
+                // SeqCst: pairs with the owner's swap in `collect` and with
+                // the `in_full` handshake in `Heap::park_full` (a Dekker
+                // pattern: either the owner sees this block or we see the
+                // span parked as full).
+                match (*span).thread_free.compare_exchange_weak(head, block, SeqCst, Relaxed) {
+                    Ok(_) => return,
+                    Err(actual) => head = actual,
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! Threads and process events for the allocator, without the Rust heap:
+//! a pthread key whose destructor sees thread exit, a raw pthread for the
+//! purge timer, `pthread_atfork` handlers, sleeping, and aborting with a
+//! static message.
+//!
+//! Must never: allocate through the Rust global allocator or panic.
+
+use core::ffi::c_void;
+use core::time::Duration;
+
+/// A pthread TLS key whose destructor runs at thread exit for threads that
+/// stored a non-null value.
+///
+/// Returns the key, or `None` if the system has no keys left.
+///
+/// References: [pthread_key_create(3p)](https://man7.org/linux/man-pages/man3/pthread_key_create.3p.html).
+pub(crate) fn key_create(destructor: unsafe extern "C" fn(*mut c_void)) -> Option<libc::pthread_key_t> {
+    let mut key: libc::pthread_key_t = 0;
+    // SAFETY: `key` is a valid out-pointer; `destructor` is a valid C-ABI
+    // function for the life of the process.
+    let rc = unsafe { libc::pthread_key_create(&mut key, Some(destructor)) };
+    (rc == 0).then_some(key)
+}
+
+/// Stores `value` in this thread's slot of `key` (non-null arms the
+/// destructor). Returns whether it succeeded.
+pub(crate) fn key_set(key: libc::pthread_key_t, value: *mut c_void) -> bool {
+    // SAFETY: `key` came from `key_create`; the value is opaque to libc.
+    unsafe { libc::pthread_setspecific(key, value) == 0 }
+}
+
+/// Spawns a detached raw pthread running `body(arg)`. It does not go
+/// through `std::thread`, so it allocates nothing through the Rust global
+/// allocator (libc may still call `malloc` for its own bookkeeping).
+pub(crate) fn spawn_detached(body: extern "C" fn(*mut c_void) -> *mut c_void, arg: *mut c_void) -> bool {
+    let mut thread: libc::pthread_t = 0;
+    // SAFETY: `thread` is a valid out-pointer; null attributes mean the
+    // defaults; `body` is a valid C-ABI function for the whole process.
+    let rc = unsafe { libc::pthread_create(&mut thread, core::ptr::null(), body, arg) };
+    if rc != 0 {
+        return false;
+    }
+    // SAFETY: `thread` was just created and is joined by nobody.
+    unsafe { libc::pthread_detach(thread) };
+    true
+}
+
+/// Registers fork handlers (see pthread_atfork(3)). Returns whether it
+/// succeeded.
+pub(crate) fn at_fork(
+    prepare: unsafe extern "C" fn(),
+    parent: unsafe extern "C" fn(),
+    child: unsafe extern "C" fn(),
+) -> bool {
+    // SAFETY: the handlers are valid C-ABI functions for the whole process.
+    unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) == 0 }
+}
+
+/// Sleeps for `d` (restarting after signals until the time has passed).
+pub(crate) fn sleep(d: Duration) {
+    let mut req = libc::timespec { tv_sec: d.as_secs() as libc::time_t, tv_nsec: d.subsec_nanos() as libc::c_long };
+    loop {
+        let mut rem = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: both pointers are valid timespecs on our stack.
+        if unsafe { libc::nanosleep(&req, &mut rem) } == 0 {
+            return;
+        }
+        req = rem;
+    }
+}
+
+/// Monotonic time in nanoseconds.
+pub(crate) fn now_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid out-pointer; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Writes `msg` to stderr and aborts the process: the allocator's answer to
+/// an internal failure, usable where panicking is not.
+pub(crate) fn abort_with(msg: &'static str) -> ! {
+    // SAFETY: `msg` is a valid byte buffer; fd 2 may be closed, which only
+    // makes the write fail.
+    unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+    std::process::abort()
+}
