@@ -14,9 +14,14 @@ const IMAGES: usize = 256; // 256 MiB if all were kept
 const LIMIT: usize = 64 << 20; // budget: 64 MiB
 const HOT: usize = 16; // images the "user" keeps looking at
 
+/// Byte `i` of image `id`.
+fn pixel(id: usize, i: usize) -> u8 {
+    (i.wrapping_mul(31) ^ id.wrapping_mul(131)) as u8
+}
+
 /// A stand-in for an expensive decode: deterministic bytes per image.
 fn decode(id: usize) -> Vec<u8> {
-    (0..IMAGE).map(|i| (i.wrapping_mul(31) ^ id.wrapping_mul(131)) as u8).collect()
+    (0..IMAGE).map(|i| pixel(id, i)).collect()
 }
 
 fn rss_mib() -> f64 {
@@ -35,10 +40,9 @@ fn main() -> Result<(), discardable::Error> {
     for id in 0..IMAGES {
         cache.push(Discardable::from_slice_in(&decode(id), &manager));
         decodes += 1;
-        for hot in 0..HOT.min(id + 1) {
-            let pinned = cache[hot].upgrade();
-            if let Some(bytes) = pinned {
-                assert_eq!(bytes[7], decode(hot)[7], "strong data never corrupts");
+        for (hot, image) in cache.iter().enumerate().take(HOT) {
+            if let Some(bytes) = image.upgrade() {
+                assert_eq!(bytes[7], pixel(hot, 7), "pinned bytes are intact");
             }
         }
     }
@@ -51,7 +55,7 @@ fn main() -> Result<(), discardable::Error> {
     for id in 0..IMAGES {
         let alive = match cache[id].upgrade() {
             Some(bytes) => {
-                assert_eq!(bytes[IMAGE - 1], decode(id)[IMAGE - 1]);
+                assert_eq!(bytes[IMAGE - 1], pixel(id, IMAGE - 1));
                 true
             }
             None => false,

@@ -56,6 +56,7 @@ pub use error::{AccessError, Error, OsError};
 pub use handle::{Discardable, Pinned, PinnedMut};
 pub use manager::{Manager, ManagerBuilder, Stats};
 pub use policy::Policy;
+pub use pressure::{PressureError, Signal, SignalReport, Watermarks};
 
 #[cfg(test)]
 static_assertions::assert_impl_all!(Manager: Send, Sync, Clone);

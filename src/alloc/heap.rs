@@ -558,9 +558,11 @@ fn new_span(class: usize, heap: *mut Heap) -> Option<*mut Span> {
     let heap_pages = page_heap::global();
     let base = heap_pages.alloc_span_aligned(bytes / heap_pages.page_size(), bytes, false).ok()?;
     // SAFETY: `base` is a fresh span of `bytes`, aligned to `bytes`, ours.
-    unsafe {
+    let span = unsafe {
         heap_pages.tag(base, bytes, true);
         IN_USE.fetch_add(bytes, Relaxed);
-        Some(Span::init(base, class, heap))
-    }
+        Span::init(base, class, heap)
+    };
+    super::direct::after_growth();
+    Some(span)
 }

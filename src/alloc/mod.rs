@@ -25,6 +25,7 @@
 //! - stay inconsistent across `fork`: `pthread_atfork` handlers take every
 //!   allocator lock before the fork and release them in both processes.
 
+mod direct;
 mod heap;
 mod purge;
 mod size_class;
@@ -37,6 +38,32 @@ use core::sync::atomic::Ordering::Relaxed;
 use self::size_class::{class_for, class_of, span_bytes, CLASS_ALIGN_MAX, SMALL_MAX};
 use self::span::Span;
 use crate::page_heap::{self, Release};
+
+/// Bytes of spans `DiscardAlloc` holds for strong allocations (0 when it is
+/// not the global allocator and unused).
+pub(crate) fn strong_bytes() -> usize {
+    heap::IN_USE.load(Relaxed)
+}
+
+/// Direct reclaims requested by allocating threads so far.
+pub(crate) fn direct_reclaims() -> u64 {
+    direct::REQUESTS.load(Relaxed)
+}
+
+/// Installs the direct-reclaim hook of the global manager.
+pub(crate) fn install_direct_reclaim(process_limit: usize, wake_fd: i32) {
+    direct::install(process_limit, wake_fd);
+}
+
+/// Marks the calling thread (the manager's) as never waiting for itself.
+pub(crate) fn exempt_from_direct_reclaim() {
+    direct::exempt_this_thread();
+}
+
+/// The manager finished a pass: release threads waiting in direct reclaim.
+pub(crate) fn direct_reclaim_done() {
+    direct::pass_done();
+}
 
 /// The global allocator: `#[global_allocator] static A: DiscardAlloc = DiscardAlloc::new();`
 ///
@@ -109,6 +136,7 @@ impl DiscardAlloc {
         match heap.alloc_span_aligned(pages, align.max(page), zeroed) {
             Ok(p) => {
                 heap::IN_USE.fetch_add(pages * page, Relaxed);
+                direct::after_growth();
                 p.as_ptr()
             }
             Err(_) => ptr::null_mut(),
@@ -172,6 +200,12 @@ impl DiscardAlloc {
             // SAFETY: `p` is the start of a live large span (caller).
             None => unsafe { page_heap::global().span_bytes(NonNull::new_unchecked(p)) },
         }
+    }
+
+    /// Starts the purge timer now (the `LD_PRELOAD` library calls this at
+    /// load time, outside every allocator lock). Idempotent.
+    pub fn start_purge_timer() {
+        purge::start();
     }
 
     /// `malloc`-style allocation (alignment 16) for the C entry points.
@@ -264,6 +298,7 @@ unsafe impl GlobalAlloc for DiscardAlloc {
                 // SAFETY: as above; growing keeps the start and contents.
                 if new_pages * page > old_bytes && unsafe { heap.try_grow(NonNull::new_unchecked(p), new_pages) } {
                     heap::IN_USE.fetch_add(new_pages * page - old_bytes, Relaxed);
+                    direct::after_growth();
                     return p;
                 }
             }

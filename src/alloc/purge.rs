@@ -40,6 +40,12 @@ pub(crate) fn maybe_start() {
 fn note_release() {
     heap::NEED_PURGE.store(false, Relaxed);
     LAST_RELEASE_NS.store(os::now_ns(), Relaxed);
+    start();
+}
+
+/// Starts the timer thread unless it runs. Call only where no allocator
+/// lock is held.
+pub(crate) fn start() {
     if !STARTED.load(Relaxed) && !STARTED.swap(true, AcqRel) && !os::spawn_detached(run, core::ptr::null_mut()) {
         STARTED.store(false, Release);
     }

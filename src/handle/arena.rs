@@ -17,7 +17,6 @@
 //! Must never: block on the manager, or free a header (the table does).
 
 use core::ptr::{self, NonNull};
-use std::time::Duration;
 
 use super::header::Header;
 use super::store::{Block, Store};
@@ -26,25 +25,26 @@ use crate::sync::{AtomicPtr, AtomicU64, AtomicUsize, Ordering::*};
 
 /// Counters kept exactly by the handle layer.
 #[derive(Debug, Default)]
-pub(crate) struct Counters {
+pub struct Counters {
     /// Cost of live (not freed) discardable bytes (INV-3).
-    pub(crate) bytes: AtomicUsize,
+    pub bytes: AtomicUsize,
     /// Live handles.
-    pub(crate) live: AtomicUsize,
+    pub live: AtomicUsize,
     /// Dropped handles whose headers the table has not swept yet.
-    pub(crate) garbage: AtomicUsize,
+    pub garbage: AtomicUsize,
     /// Allocations discarded so far.
-    pub(crate) discarded_count: AtomicU64,
+    pub discarded_count: AtomicU64,
     /// Bytes those allocations cost.
-    pub(crate) discarded_bytes: AtomicU64,
+    pub discarded_bytes: AtomicU64,
 }
 
 /// The arena shared by a manager and all its handles.
 #[derive(Debug)]
-pub(crate) struct Arena {
+pub struct Arena {
     pub(crate) store: Store,
     intake: AtomicPtr<Header>,
-    pub(crate) counters: Counters,
+    /// Counters kept exactly by the handle layer.
+    pub counters: Counters,
     /// Above this many bytes a new allocation wakes the manager.
     pub(crate) limit: AtomicUsize,
     pub(crate) wake: std::sync::Arc<Wake>,
@@ -53,7 +53,7 @@ pub(crate) struct Arena {
 impl Arena {
     /// An empty arena that wakes the manager through `wake` above `limit`
     /// bytes.
-    pub(crate) fn new(limit: usize, wake: std::sync::Arc<Wake>) -> Self {
+    pub fn new(limit: usize, wake: std::sync::Arc<Wake>) -> Self {
         Self {
             store: Store::new(page_heap::global()),
             intake: AtomicPtr::new(ptr::null_mut()),
@@ -65,7 +65,7 @@ impl Arena {
 
     /// Creates the header for a freshly allocated block, counts it and
     /// publishes it to the manager.
-    pub(crate) fn register(&self, block: Block) -> NonNull<Header> {
+    pub fn register(&self, block: Block) -> NonNull<Header> {
         let header = NonNull::from(Box::leak(Box::new(Header::new(block.ptr, block.loc, block.cost))));
         let bytes = self.counters.bytes.fetch_add(block.cost, Relaxed) + block.cost;
         self.counters.live.fetch_add(1, Relaxed);
@@ -113,7 +113,7 @@ impl Arena {
     /// Frees the bytes of an allocation whose discard the caller won
     /// (`State::try_discard` returned `true`), giving pages back at once.
     /// Returns the cost.
-    pub(crate) fn release_discarded(&self, header: &Header) -> usize {
+    pub fn release_discarded(&self, header: &Header) -> usize {
         // SAFETY: the caller won the discard, so it owns the bytes (state
         // INV-4); `data`/`loc` come from this arena's store.
         unsafe { self.store.free(header.data, header.loc, Release::Now) };
@@ -129,7 +129,7 @@ impl Arena {
     ///
     /// The caller owns `block`'s bytes (it won `mark_dropped`) and never uses
     /// them again.
-    pub(crate) unsafe fn release_dropped(&self, block: Block) {
+    pub unsafe fn release_dropped(&self, block: Block) {
         // SAFETY: forwarded from the caller's contract.
         unsafe { self.store.free(block.ptr, block.loc, Release::Retain) };
         self.counters.bytes.fetch_sub(block.cost, Relaxed);
@@ -137,7 +137,7 @@ impl Arena {
 
     /// Counts one dropped handle; asks the manager to sweep when garbage
     /// headers pile up.
-    pub(crate) fn note_dropped(&self) {
+    pub fn note_dropped(&self) {
         let live = self.counters.live.fetch_sub(1, Relaxed) - 1;
         let garbage = self.counters.garbage.fetch_add(1, Relaxed) + 1;
         if garbage >= 4096 && garbage > live / 2 {
@@ -159,67 +159,71 @@ impl Drop for Arena {
     }
 }
 
-/// The wake hook: how handles and the arena's owner nudge the manager
-/// thread. Uses parking_lot directly (it is not part of a loom model).
-#[derive(Debug, Default)]
-pub(crate) struct Wake {
+/// The wake hook: how handles, the arena's owner and the allocator (direct
+/// reclaim) nudge the manager thread. An eventfd, so the manager can poll it
+/// together with the kernel's pressure notifications, and so that waking it
+/// never allocates or locks. `Default` has no eventfd (requests are only
+/// flagged), for models that run no manager thread.
+#[derive(Debug)]
+pub struct Wake {
     pending: core::sync::atomic::AtomicBool,
-    flags: parking_lot::Mutex<WakeFlags>,
-    cond: parking_lot::Condvar,
+    shutdown: core::sync::atomic::AtomicBool,
+    fd: Option<std::os::fd::OwnedFd>,
 }
 
-#[derive(Debug, Default)]
-struct WakeFlags {
-    requested: bool,
-    shutdown: bool,
-}
-
-/// Why [`Wake::wait`] returned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Woken {
-    /// Someone asked for a pass.
-    Requested,
-    /// The timeout passed.
-    Timeout,
-    /// The arena is gone: the manager thread must exit.
-    Shutdown,
+impl Default for Wake {
+    fn default() -> Self {
+        Self {
+            pending: core::sync::atomic::AtomicBool::new(false),
+            shutdown: core::sync::atomic::AtomicBool::new(false),
+            fd: None,
+        }
+    }
 }
 
 impl Wake {
+    /// A wake hook backed by a fresh eventfd.
+    pub(crate) fn new() -> Result<Self, crate::os::OsError> {
+        Ok(Self { fd: Some(crate::os::eventfd()?), ..Self::default() })
+    }
+
+    /// The eventfd the manager polls (`None` for the flag-only default).
+    pub(crate) fn fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        self.fd.as_ref().map(|fd| fd.as_fd())
+    }
+
+    /// The raw eventfd (-1 without one), for the allocator's direct reclaim.
+    pub(crate) fn raw_fd(&self) -> i32 {
+        use std::os::fd::AsRawFd;
+        self.fd.as_ref().map_or(-1, |fd| fd.as_raw_fd())
+    }
+
     /// Asks the manager for a pass. Cheap when a request is already pending.
     pub(crate) fn request(&self) {
+        // AcqRel: the manager's `take` clears the flag before it samples.
         if !self.pending.swap(true, core::sync::atomic::Ordering::AcqRel) {
-            self.flags.lock().requested = true;
-            self.cond.notify_one();
+            crate::os::eventfd_signal(self.raw_fd());
         }
     }
 
     /// Tells the manager thread to exit.
     pub(crate) fn shutdown(&self) {
-        self.flags.lock().shutdown = true;
-        self.cond.notify_all();
+        self.shutdown.store(true, core::sync::atomic::Ordering::Release);
+        crate::os::eventfd_signal(self.raw_fd());
     }
 
-    /// Waits for a request, the shutdown or `timeout` (forever if `None`).
-    pub(crate) fn wait(&self, timeout: Option<Duration>) -> Woken {
-        let mut flags = self.flags.lock();
-        let deadline = timeout.map(|t| std::time::Instant::now() + t);
-        loop {
-            if flags.shutdown {
-                return Woken::Shutdown;
-            }
-            if core::mem::take(&mut flags.requested) {
-                self.pending.store(false, core::sync::atomic::Ordering::Release);
-                return Woken::Requested;
-            }
-            match deadline {
-                None => self.cond.wait(&mut flags),
-                Some(d) => {
-                    if self.cond.wait_until(&mut flags, d).timed_out() {
-                        return if flags.shutdown { Woken::Shutdown } else { Woken::Timeout };
-                    }
-                }
-            }
+    /// Whether [`Self::shutdown`] was called.
+    pub(crate) fn is_shutdown(&self) -> bool {
+        self.shutdown.load(core::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Consumes the pending requests (the manager, after poll said the
+    /// eventfd is readable, or before a pass).
+    pub(crate) fn take(&self) {
+        self.pending.store(false, core::sync::atomic::Ordering::Release);
+        if let Some(fd) = self.fd() {
+            let _ = crate::os::read_u64(fd);
         }
     }
 }

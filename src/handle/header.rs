@@ -17,19 +17,27 @@ use super::state::State;
 use super::store::Loc;
 use crate::sync::AtomicPtr;
 
-/// Header of one discardable allocation.
+/// Header of one discardable allocation. Cache-line aligned, so pinning
+/// one allocation never contends with another's state word.
 #[derive(Debug)]
-pub(crate) struct Header {
+#[repr(align(64))]
+pub struct Header {
     /// The pin/discard state word.
-    pub(crate) state: State,
+    pub state: State,
     /// The first byte of the allocation (immutable).
-    pub(crate) data: NonNull<u8>,
+    pub data: NonNull<u8>,
     /// Where the bytes came from (immutable).
-    pub(crate) loc: Loc,
+    pub loc: Loc,
     /// What the bytes cost the OS (immutable).
-    pub(crate) cost: usize,
+    pub cost: usize,
     /// Link in the arena's intake list; written before publication only.
-    pub(crate) next: AtomicPtr<Header>,
+    pub next: AtomicPtr<Header>,
+    /// Loom models only: set when the header is freed. A model keeps its own
+    /// clone and reads it around every read of the header, so loom's cell
+    /// checking rejects a read that races with the free, and the flag one
+    /// that follows it.
+    #[cfg(loom)]
+    pub canary: crate::sync::Arc<crate::sync::UnsafeCell<bool>>,
 }
 
 // SAFETY: every field but the atomics is immutable after construction, and
@@ -40,7 +48,24 @@ unsafe impl Sync for Header {}
 
 impl Header {
     /// A live, unpinned header for bytes at `data`.
-    pub(crate) fn new(data: NonNull<u8>, loc: Loc, cost: usize) -> Self {
-        Self { state: State::new(), data, loc, cost, next: AtomicPtr::new(core::ptr::null_mut()) }
+    pub fn new(data: NonNull<u8>, loc: Loc, cost: usize) -> Self {
+        Self {
+            state: State::new(),
+            data,
+            loc,
+            cost,
+            next: AtomicPtr::new(core::ptr::null_mut()),
+            #[cfg(loom)]
+            canary: crate::sync::Arc::new(crate::sync::UnsafeCell::new(false)),
+        }
+    }
+}
+
+#[cfg(loom)]
+impl Drop for Header {
+    fn drop(&mut self) {
+        // SAFETY: only this drop writes the canary, once; every other access
+        // is a model's read, which loom checks against this write.
+        self.canary.with_mut(|freed| unsafe { *freed = true });
     }
 }

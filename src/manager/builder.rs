@@ -4,7 +4,7 @@
 use super::Manager;
 use crate::error::Error;
 use crate::policy::Policy;
-use crate::pressure;
+use crate::pressure::{self, Watermarks};
 
 /// Configures and starts a [`Manager`].
 ///
@@ -19,6 +19,8 @@ use crate::pressure;
 pub struct ManagerBuilder {
     pub(super) policy: Policy,
     limit: Option<usize>,
+    pub(super) process_limit: Option<usize>,
+    pub(super) watermarks: Watermarks,
 }
 
 impl ManagerBuilder {
@@ -41,6 +43,27 @@ impl ManagerBuilder {
         self
     }
 
+    /// One budget for the whole process: keep strong plus discardable bytes
+    /// under `bytes`. Strong memory is what [`DiscardAlloc`](crate::DiscardAlloc)
+    /// serves when it is the global allocator; when it grows, discardable
+    /// memory yields first, asynchronously, and, for the global manager
+    /// (set through [`install_global`](Self::install_global)), by direct
+    /// reclaim when the allocator maps memory past the limit. Strong
+    /// allocations never fail because of this budget. Zero is rejected by
+    /// [`start`](Self::start).
+    pub fn process_limit(mut self, bytes: usize) -> Self {
+        self.process_limit = Some(bytes);
+        self
+    }
+
+    /// The watermarks on usage, as fractions of the effective limit: reclaim
+    /// starts above `high` and continues until usage is below `low`.
+    /// Default: [`Watermarks::DEFAULT`] (90 % / 80 %).
+    pub fn watermarks(mut self, watermarks: Watermarks) -> Self {
+        self.watermarks = watermarks;
+        self
+    }
+
     /// Validates the configuration and spawns the manager thread.
     pub fn start(self) -> Result<Manager, Error> {
         let limit = match self.limit {
@@ -48,12 +71,19 @@ impl ManagerBuilder {
             Some(limit) => limit,
             None => pressure::default_limit(),
         };
+        if self.process_limit == Some(0) {
+            return Err(Error::ZeroLimit);
+        }
         Manager::start(&self, limit)
     }
 
     /// Starts this configuration as [`Manager::global`]. An error if the
     /// global manager already started (explicitly or by first use).
     pub fn install_global(self) -> Result<&'static Manager, Error> {
-        Manager::set_global(self.start()?)
+        let process_limit = self.process_limit;
+        if Manager::is_global_set() {
+            return Err(Error::AlreadyStarted);
+        }
+        Manager::set_global(self.start()?, process_limit)
     }
 }

@@ -18,7 +18,7 @@
 
 mod builder;
 mod stats;
-mod table;
+pub(crate) mod table;
 
 use core::ptr::NonNull;
 use std::sync::{Arc, OnceLock, Weak};
@@ -26,10 +26,12 @@ use std::time::Duration;
 
 use crossbeam_epoch::{Collector, LocalHandle};
 
+use crate::pressure::{Pressure, PressureConfig, Reading, Signal, SignalReport};
+
 pub use self::builder::ManagerBuilder;
 pub use self::stats::Stats;
 use self::table::Table;
-use crate::handle::arena::{Arena, Wake, Woken};
+use crate::handle::arena::{Arena, Wake};
 use crate::handle::header::Header;
 use crate::sync::{AtomicUsize, Mutex, Ordering::Relaxed};
 
@@ -40,8 +42,9 @@ const RETRY_MIN: Duration = Duration::from_millis(5);
 /// Longest retry delay.
 const RETRY_MAX: Duration = Duration::from_secs(1);
 
-/// A discardable-memory manager: a budget, a replacement policy and the
-/// thread that enforces them. Cheap to clone (one `Arc`).
+/// A discardable-memory manager: a budget, a replacement policy, the
+/// pressure signals and the thread that acts on them. Cheap to clone (one
+/// `Arc`).
 ///
 /// ```
 /// use discardable::{Discardable, Manager, Policy};
@@ -70,7 +73,15 @@ pub(crate) struct Core {
     limit: usize,
     pinned_bytes: AtomicUsize,
     over_limit_bytes: AtomicUsize,
+    /// Reclaims triggered by the manager's own limit.
+    limit_reclaims: std::sync::atomic::AtomicU64,
+    /// Reclaims per triggering signal, indexed by `Signal::index`.
+    signal_reclaims: [std::sync::atomic::AtomicU64; SIGNALS],
+    /// The last signal reports, for `Manager::signals`.
+    reports: parking_lot::Mutex<Vec<SignalReport>>,
 }
+
+const SIGNALS: usize = Signal::ALL.len();
 
 impl core::fmt::Debug for Manager {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -81,9 +92,10 @@ impl core::fmt::Debug for Manager {
 static GLOBAL: OnceLock<Manager> = OnceLock::new();
 
 impl Manager {
-    /// A builder with the defaults: [`Policy::Clock`](crate::Policy::Clock)
-    /// and a limit of a quarter of physical memory or of the cgroup limit,
-    /// whichever is smaller.
+    /// A builder with the defaults: [`Policy::Clock`](crate::Policy::Clock),
+    /// a limit of a quarter of physical memory or of the cgroup limit
+    /// (whichever is smaller), and watermarks at 90 % / 80 % of the
+    /// effective limit.
     pub fn builder() -> ManagerBuilder {
         ManagerBuilder::default()
     }
@@ -100,21 +112,30 @@ impl Manager {
         })
     }
 
+    pub(crate) fn is_global_set() -> bool {
+        GLOBAL.get().is_some()
+    }
+
     /// Installs `manager` as the global one; fails if one already started.
-    pub(crate) fn set_global(manager: Manager) -> Result<&'static Manager, crate::Error> {
+    pub(crate) fn set_global(manager: Manager, process_limit: Option<usize>) -> Result<&'static Manager, crate::Error> {
         if GLOBAL.get().is_some() {
             return Err(crate::Error::AlreadyStarted);
         }
         let mut fresh = Some(manager);
         let installed = GLOBAL.get_or_init(|| fresh.take().expect("taken once"));
-        match fresh {
-            None => Ok(installed),
-            Some(_) => Err(crate::Error::AlreadyStarted),
+        if fresh.is_some() {
+            return Err(crate::Error::AlreadyStarted);
         }
+        if let Some(limit) = process_limit {
+            // The global manager lives for the whole process, so its eventfd
+            // stays valid for the allocator's direct reclaim.
+            crate::alloc::install_direct_reclaim(limit, installed.inner.arena.wake.raw_fd());
+        }
+        Ok(installed)
     }
 
     pub(crate) fn start(builder: &ManagerBuilder, limit: usize) -> Result<Manager, crate::Error> {
-        let wake = Arc::new(Wake::default());
+        let wake = Arc::new(Wake::new()?);
         let arena = Arc::new(Arena::new(limit, Arc::clone(&wake)));
         let core = Arc::new(Core {
             table: Mutex::new(Table::new(builder.policy)),
@@ -122,12 +143,21 @@ impl Manager {
             limit,
             pinned_bytes: AtomicUsize::new(0),
             over_limit_bytes: AtomicUsize::new(0),
+            limit_reclaims: std::sync::atomic::AtomicU64::new(0),
+            signal_reclaims: [const { std::sync::atomic::AtomicU64::new(0) }; SIGNALS],
+            reports: parking_lot::Mutex::new(Vec::new()),
         });
+        let pressure = Pressure::discover(PressureConfig {
+            process_limit: builder.process_limit,
+            watermarks: builder.watermarks,
+            ..PressureConfig::default()
+        });
+        *core.reports.lock() = pressure.reports();
         let weak = Arc::downgrade(&arena);
         let thread_core = Arc::clone(&core);
         std::thread::Builder::new()
             .name("discardable-manager".into())
-            .spawn(move || run(weak, thread_core, wake))
+            .spawn(move || run(weak, thread_core, wake, pressure))
             .map_err(crate::Error::Spawn)?;
         Ok(Manager { inner: Arc::new(Inner { arena, core }) })
     }
@@ -146,10 +176,20 @@ impl Manager {
         freed
     }
 
+    /// Each pressure signal the manager watches: its source, last reading,
+    /// and any file that was missing or unreadable (never fatal).
+    pub fn signals(&self) -> Vec<SignalReport> {
+        self.inner.core.reports.lock().clone()
+    }
+
     /// A snapshot of the manager's counters.
     pub fn stats(&self) -> Stats {
         let c = &self.inner.arena.counters;
         let core = &self.inner.core;
+        let mut signal_reclaims = [0; SIGNALS];
+        for (out, n) in signal_reclaims.iter_mut().zip(&core.signal_reclaims) {
+            *out = n.load(Relaxed);
+        }
         Stats {
             discardable_bytes: c.bytes.load(Relaxed),
             pinned_bytes: core.pinned_bytes.load(Relaxed),
@@ -158,6 +198,10 @@ impl Manager {
             over_limit_bytes: core.over_limit_bytes.load(Relaxed),
             limit: core.limit,
             allocations: c.live.load(Relaxed),
+            strong_bytes: crate::alloc::strong_bytes(),
+            limit_reclaims: core.limit_reclaims.load(Relaxed),
+            signal_reclaims,
+            direct_reclaims: crate::alloc::direct_reclaims(),
         }
     }
 }
@@ -165,7 +209,9 @@ impl Manager {
 impl Core {
     /// The one reclaim decision: scan, then claim victims in policy order
     /// under the table lock and release their pages outside it, until
-    /// `target` bytes are freed or nothing unpinned is left.
+    /// `target` bytes are freed or nothing unpinned is left. Every trigger
+    /// (the thread, [`Manager::reclaim`], direct reclaim, and later a
+    /// cross-process coordinator) comes through here.
     pub(crate) fn reclaim(&self, arena: &Arena, local: &LocalHandle, target: usize) -> usize {
         let guard = local.pin();
         {
@@ -176,11 +222,13 @@ impl Core {
             self.pinned_bytes.store(scan.pinned_bytes, Relaxed);
         }
         let mut freed = 0;
-        let mut victims: Vec<NonNull<Header>> = Vec::with_capacity(BATCH.min(target.max(1)));
+        let mut victims: Vec<NonNull<Header>> = Vec::new();
         while freed < target {
             victims.clear();
-            let claimed = self.table.lock().claim_victims(target - freed, BATCH, &mut victims);
-            if claimed == 0 {
+            self.table.lock().claim_victims(target - freed, BATCH, &mut victims);
+            // Zero-cost victims (empty allocations) still count: stop only
+            // when nothing unpinned is left.
+            if victims.is_empty() {
                 break;
             }
             for header in &victims {
@@ -200,26 +248,69 @@ impl Core {
         over
     }
 
-    /// One pass of the manager thread: enforce the limit (or, under it, just
-    /// drain and sweep). Returns whether pins kept the arena over its limit.
-    pub(crate) fn run_once(&self, arena: &Arena, local: &LocalHandle) -> bool {
-        let bytes = arena.counters.bytes.load(Relaxed);
-        self.reclaim(arena, local, bytes.saturating_sub(self.limit));
-        self.note_limit(arena) > 0
+    /// One pass of the manager thread: the larger of what the limit and
+    /// what the pressure signals ask for. Returns whether pins kept the
+    /// arena over its limit.
+    fn run_once(&self, arena: &Arena, local: &LocalHandle, pressure: &mut Pressure) -> Reading {
+        let own = arena.counters.bytes.load(Relaxed);
+        let over_limit = own.saturating_sub(self.limit);
+        let reading = pressure.sample(crate::alloc::strong_bytes() + own);
+        let wanted = pressure.decide(&reading).unwrap_or(0);
+        if over_limit > 0 && over_limit >= wanted {
+            self.limit_reclaims.fetch_add(1, Relaxed);
+        } else if let (true, Some(signal)) = (wanted > 0, reading.trigger) {
+            self.signal_reclaims[signal.index()].fetch_add(1, Relaxed);
+        }
+        self.reclaim(arena, local, over_limit.max(wanted));
+        reading
     }
 }
 
-/// The manager thread's body.
-fn run(arena: Weak<Arena>, core: Arc<Core>, wake: Arc<Wake>) {
+/// The manager thread's body: wait for a wake-up, a kernel notification or
+/// the poll interval; sample; reclaim; repeat.
+fn run(arena: Weak<Arena>, core: Arc<Core>, wake: Arc<Wake>, mut pressure: Pressure) {
+    crate::alloc::exempt_from_direct_reclaim();
     let local = core.collector.register();
     let mut retry: Option<Duration> = None;
+    let mut poll: Option<Duration> = Some(Duration::ZERO);
     loop {
-        if wake.wait(retry) == Woken::Shutdown {
+        let timeout = match (retry, poll) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if pressure.wait(timeout, wake.fd()).is_err() {
+            std::thread::sleep(RETRY_MIN); // poll failed (EINVAL/ENOMEM): degrade to a slow loop
+        }
+        if wake.is_shutdown() {
             break;
         }
+        wake.take();
         let Some(arena) = arena.upgrade() else { break };
-        let over = core.run_once(&arena, &local);
+        let reading = core.run_once(&arena, &local, &mut pressure);
+        let over = core.note_limit(&arena) > 0;
         drop(arena);
+        crate::alloc::direct_reclaim_done();
         retry = over.then(|| retry.map_or(RETRY_MIN, |r| (r * 2).min(RETRY_MAX)));
+        poll = pressure.poll_interval(&reading);
+        *core.reports.lock() = pressure.reports();
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use crate::{Discardable, Manager, Policy};
+
+    /// Regression (found by the `handle_ops` fuzz target): zero-cost victims
+    /// must be released and counted, and must not stop the reclaim early.
+    #[test]
+    fn zero_length_victims_do_not_stop_reclaim() {
+        for policy in [Policy::Fifo, Policy::Lru, Policy::Clock, Policy::S3Fifo] {
+            let m = Manager::builder().policy(policy).limit(1 << 40).start().unwrap();
+            let empties: Vec<Discardable<[u8]>> = (0..100).map(|_| Discardable::from_slice_in(&[], &m)).collect();
+            let page = Discardable::<[u8]>::zeroed_in(4096, &m);
+            assert_eq!(m.reclaim(usize::MAX), page.cost(), "{policy:?}");
+            assert!(page.is_discarded() && empties.iter().all(Discardable::is_discarded));
+            assert_eq!(m.stats().discarded_count, 101, "{policy:?}");
+        }
     }
 }

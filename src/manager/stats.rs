@@ -1,5 +1,7 @@
 //! The manager's statistics snapshot.
 
+use crate::pressure::Signal;
+
 /// Counters of a [`Manager`](crate::Manager), read with
 /// [`Manager::stats`](crate::Manager::stats).
 ///
@@ -24,4 +26,22 @@ pub struct Stats {
     pub limit: usize,
     /// Live handles.
     pub allocations: usize,
+    /// Strong bytes: what [`DiscardAlloc`](crate::DiscardAlloc) holds for
+    /// ordinary allocations (0 when it is not the global allocator).
+    pub strong_bytes: usize,
+    /// Reclaim passes triggered by the manager's own limit.
+    pub limit_reclaims: u64,
+    /// Reclaim passes triggered by each pressure signal, indexed in the
+    /// order of [`Stats::reclaims`]'s argument; read it through that method.
+    pub signal_reclaims: [u64; 5],
+    /// Direct reclaims: allocating threads that crossed the process limit
+    /// and waited for the manager.
+    pub direct_reclaims: u64,
+}
+
+impl Stats {
+    /// Reclaim passes that `signal` triggered.
+    pub fn reclaims(&self, signal: Signal) -> u64 {
+        self.signal_reclaims[signal.index()]
+    }
 }

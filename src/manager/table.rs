@@ -36,15 +36,15 @@ struct Slot {
 
 /// Result of one scan of every header.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Scan {
+pub struct Scan {
     /// Cost of allocations pinned at the time of the scan.
-    pub(crate) pinned_bytes: usize,
+    pub pinned_bytes: usize,
     /// Headers retired in this scan.
-    pub(crate) retired: usize,
+    pub retired: usize,
 }
 
 /// The table. See the module docs.
-pub(crate) struct Table {
+pub struct Table {
     slots: Vec<Slot>,
     vacant: Vec<EntryId>,
     policy: Box<dyn Replacement>,
@@ -62,13 +62,13 @@ impl core::fmt::Debug for Table {
 
 impl Table {
     /// An empty table ordered by `policy`.
-    pub(crate) fn new(policy: Policy) -> Self {
+    pub fn new(policy: Policy) -> Self {
         Self { slots: Vec::new(), vacant: Vec::new(), policy: policy::build(policy) }
     }
 
     /// Takes newly published headers from `arena` into the table and the
     /// policy, in creation order.
-    pub(crate) fn drain(&mut self, arena: &Arena) {
+    pub fn drain(&mut self, arena: &Arena) {
         arena.drain_intake(|header| {
             // SAFETY: published headers stay alive until the table retires
             // them (INV-1); this one was just handed over.
@@ -91,7 +91,7 @@ impl Table {
     /// Reads every state word: reports accesses to the policy, forgets
     /// discarded allocations, and retires headers whose owners are gone
     /// (through `guard`, INV-1).
-    pub(crate) fn scan(&mut self, guard: &Guard) -> Scan {
+    pub fn scan(&mut self, guard: &Guard) -> Scan {
         let mut scan = Scan::default();
         for (id, slot) in self.slots.iter_mut().enumerate() {
             let Some(header) = slot.header else { continue };
@@ -137,7 +137,7 @@ impl Table {
     /// `max` were taken, appending their headers to `out`. A claimed header
     /// is the caller's to release (state INV-4); it stays valid while the
     /// caller's epoch guard lives (INV-1). Returns the claimed cost.
-    pub(crate) fn claim_victims(&mut self, target: usize, max: usize, out: &mut Vec<NonNull<Header>>) -> usize {
+    pub fn claim_victims(&mut self, target: usize, max: usize, out: &mut Vec<NonNull<Header>>) -> usize {
         let mut claimed = 0;
         let mut taken = 0;
         while claimed < target && taken < max {

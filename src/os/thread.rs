@@ -85,3 +85,33 @@ pub(crate) fn abort_with(msg: &'static str) -> ! {
     unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
     std::process::abort()
 }
+
+/// Waits while `*word == expected`, for at most `timeout`: returns early on
+/// [`futex_wake`], a signal, a changed value, or a spurious wake-up.
+/// Allocation-free, so the allocator may wait for the manager with it.
+///
+/// References: [futex(2)](https://man7.org/linux/man-pages/man2/futex.2.html).
+pub(crate) fn futex_wait(word: &core::sync::atomic::AtomicU32, expected: u32, timeout: Duration) {
+    let ts =
+        libc::timespec { tv_sec: timeout.as_secs() as libc::time_t, tv_nsec: timeout.subsec_nanos() as libc::c_long };
+    // SAFETY: `word` is a live, aligned u32 for the duration of the call; the
+    // kernel only reads it and the timespec.
+    unsafe {
+        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG, expected, &ts)
+    };
+}
+
+/// Wakes every thread waiting in [`futex_wait`] on `word`.
+pub(crate) fn futex_wake(word: &core::sync::atomic::AtomicU32) {
+    // SAFETY: `word` is a live, aligned u32; FUTEX_WAKE only uses its address.
+    unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, i32::MAX) };
+}
+
+/// Adds 1 to the eventfd `fd` (best effort; allocation-free), waking a
+/// thread polling it.
+pub(crate) fn eventfd_signal(fd: i32) {
+    let one: u64 = 1;
+    // SAFETY: writes 8 bytes from a live local; an invalid or closed fd only
+    // makes the call fail.
+    unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+}
