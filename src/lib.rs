@@ -58,6 +58,12 @@ pub use manager::{Manager, ManagerBuilder, Stats};
 pub use policy::Policy;
 pub use pressure::{PressureError, Signal, SignalReport, Watermarks};
 
+/// Under `--cfg discardable_test_alloc` the crate's own unit tests run with
+/// `DiscardAlloc` as the global allocator (the CI runs them both ways).
+#[cfg(all(test, discardable_test_alloc))]
+#[global_allocator]
+static TEST_ALLOC: DiscardAlloc = DiscardAlloc::new();
+
 #[cfg(test)]
 static_assertions::assert_impl_all!(Manager: Send, Sync, Clone);
 static_assertions::assert_impl_all!(Discardable<u64>: Send, Sync);

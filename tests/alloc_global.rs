@@ -11,7 +11,13 @@ use discardable::DiscardAlloc;
 static A: DiscardAlloc = DiscardAlloc::new();
 
 fn tag(v: &mut [u8], t: u8) {
-    v.iter_mut().for_each(|b| *b = t);
+    v.fill(t);
+}
+
+/// Whether every 61st byte (and the last) of `v` is `t`: sampled, so the
+/// debug build stays fast, yet an overlapping block would still show.
+fn tagged(v: &[u8], t: u8) -> bool {
+    v.iter().step_by(61).all(|&b| b == t) && v.last().is_none_or(|&b| b == t)
 }
 
 #[test]
@@ -24,12 +30,11 @@ fn many_sizes_hold_their_bytes() {
         blocks.push(v);
     }
     for (i, v) in blocks.iter().enumerate() {
-        assert!(v.iter().all(|&b| b == i as u8), "block {i} was overwritten");
+        assert!(tagged(v, i as u8), "block {i} was overwritten");
     }
     blocks.retain(|v| v.len() % 2 == 0);
     for v in &blocks {
-        let t = v[0];
-        assert!(v.iter().all(|&b| b == t));
+        assert!(tagged(v, v[0]));
     }
 }
 
@@ -116,5 +121,63 @@ fn freed_memory_goes_back_to_the_os() {
         }
         assert!(std::time::Instant::now() < deadline, "memory not given back: {s:?} (held {held})");
         std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn fork_while_other_threads_allocate() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let stop = Arc::new(AtomicBool::new(false));
+    let churners: Vec<_> = (0..2)
+        .map(|t| {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut keep: Vec<Vec<u8>> = Vec::new();
+                let mut i = 0usize;
+                while !stop.load(Ordering::Relaxed) {
+                    keep.push(vec![t as u8; 1 + (i * 7919) % 100_000]);
+                    if keep.len() > 64 {
+                        keep.swap_remove(i % 64);
+                    }
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    for _ in 0..20 {
+        // SAFETY: the child only allocates, frees and calls `_exit`; it
+        // never returns into the test harness.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            let v: Vec<Vec<u8>> = (0..300).map(|i| vec![i as u8; 1 + i * 37]).collect();
+            let ok = v.iter().enumerate().all(|(i, b)| tagged(b, i as u8));
+            drop(v);
+            let big = vec![1u8; 8 << 20];
+            // SAFETY: `_exit` ends the child without running the parent's
+            // atexit handlers or test harness.
+            unsafe { libc::_exit(if ok && big[12345] == 1 { 0 } else { 3 }) };
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let mut status = 0;
+        loop {
+            // SAFETY: `pid` is our child; `status` is a valid out-pointer.
+            let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+            if r == pid {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                // SAFETY: `pid` is our child.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                panic!("forked child deadlocked in the allocator");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "child failed: {status}");
+    }
+    stop.store(true, Ordering::Relaxed);
+    for c in churners {
+        c.join().unwrap();
     }
 }

@@ -57,6 +57,7 @@ pub(crate) fn after_fork_in_child() {
 }
 
 extern "C" fn run(_: *mut c_void) -> *mut c_void {
+    os::set_thread_name(c"discardable-prg");
     loop {
         os::sleep(TICK);
         heap::sweep_abandoned();

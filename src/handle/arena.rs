@@ -135,11 +135,17 @@ impl Arena {
         self.counters.bytes.fetch_sub(block.cost, Relaxed);
     }
 
+    /// Counts a header about to be marked dropped: before the mark, so a
+    /// scan that retires it never subtracts an uncounted header.
+    pub(crate) fn note_dropping(&self) {
+        self.counters.garbage.fetch_add(1, Relaxed);
+    }
+
     /// Counts one dropped handle; asks the manager to sweep when garbage
     /// headers pile up.
-    pub fn note_dropped(&self) {
+    pub(crate) fn note_dropped(&self) {
         let live = self.counters.live.fetch_sub(1, Relaxed) - 1;
-        let garbage = self.counters.garbage.fetch_add(1, Relaxed) + 1;
+        let garbage = self.counters.garbage.load(Relaxed);
         if garbage >= 4096 && garbage > live / 2 {
             self.wake.request();
         }

@@ -245,6 +245,7 @@ impl<T: ?Sized> Drop for Discardable<T> {
         // SAFETY: the header is alive until we mark it dropped.
         let h = unsafe { self.header.as_ref() };
         let block = Block { ptr: h.data, loc: h.loc, cost: h.cost };
+        self.arena.note_dropping();
         if h.state.mark_dropped() == Dropped::OwnsBytes {
             // SAFETY: we won, so the bytes are ours, and no guard can exist
             // (`&mut self`).

@@ -29,22 +29,29 @@ const SLOT_WORDS: usize = 4;
 
 /// Where an allocation's bytes are, so they can be freed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Loc {
+pub enum Loc {
     /// Zero bytes: nothing to free.
     Empty,
     /// A span of the page heap starting at the data pointer.
     Span,
     /// A slot on a shared page.
-    Slot { page: u32, slot: u16 },
+    Slot {
+        /// The slot page's index in the store.
+        page: u32,
+        /// The slot's index on that page.
+        slot: u16,
+    },
 }
 
 /// A successful allocation.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Block {
-    pub(crate) ptr: NonNull<u8>,
-    pub(crate) loc: Loc,
+pub struct Block {
+    /// The first byte.
+    pub ptr: NonNull<u8>,
+    /// Where the bytes came from.
+    pub loc: Loc,
     /// What the allocation costs the OS, in bytes.
-    pub(crate) cost: usize,
+    pub cost: usize,
 }
 
 /// The size class of a small request: multiples of 16 up to 128, then four

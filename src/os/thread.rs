@@ -115,3 +115,10 @@ pub(crate) fn eventfd_signal(fd: i32) {
     // makes the call fail.
     unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
 }
+
+/// Names the calling thread (at most 15 bytes are kept), so tools and tests
+/// can tell the allocator's timer from the thread that happened to start it.
+pub(crate) fn set_thread_name(name: &core::ffi::CStr) {
+    // SAFETY: `name` is a valid NUL-terminated string; PR_SET_NAME copies it.
+    unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) };
+}
