@@ -15,7 +15,7 @@ use crate::os::OsError;
 /// signals"). The units of [`SignalReport::last_reading`] are given per
 /// variant.
 ///
-/// ```ignore
+/// ```
 /// use discardable::Signal;
 ///
 /// assert_eq!(Signal::CgroupV2.to_string(), "cgroup v2");
@@ -79,7 +79,7 @@ impl fmt::Display for Signal {
 /// reading, and what went wrong, if anything. A missing or unreadable file
 /// is never fatal; it shows up here instead.
 ///
-/// ```ignore
+/// ```
 /// use discardable::Manager;
 ///
 /// let manager = Manager::builder().limit(64 << 20).start()?;

@@ -33,7 +33,7 @@ use core::fmt;
 /// come in batches instead of a trickle, without throwing away a large
 /// share of the cache on every episode.
 ///
-/// ```ignore
+/// ```
 /// use discardable::Watermarks;
 ///
 /// let marks = Watermarks::new(0.95, 0.85)?;
@@ -103,7 +103,7 @@ impl Default for Watermarks {
 
 /// A pressure configuration that cannot work.
 ///
-/// ```ignore
+/// ```
 /// use discardable::{PressureError, Watermarks};
 ///
 /// let err = Watermarks::new(1.5, 0.8).unwrap_err();
