@@ -78,7 +78,9 @@ enum Kind {
 struct Segment {
     next: *mut Segment,
     kind: Kind,
-    /// Length of the whole mapping in bytes.
+    /// Start and length of the whole mapping in bytes (the header is not at
+    /// its start only for huge spans aligned to a segment or more).
+    map_base: usize,
     mapped_len: usize,
     /// First data page (after the metadata pages).
     first_page: usize,
@@ -175,7 +177,7 @@ impl PageHeap {
     pub(crate) fn alloc_span_aligned(&self, pages: usize, align: usize, zeroed: bool) -> Result<NonNull<u8>, OsError> {
         let page = self.page_size();
         let nomem = OsError { op: "mmap", errno: libc::ENOMEM };
-        if pages == 0 || pages > isize::MAX as usize / page / 2 || !align.is_power_of_two() || align >= SEGMENT_SIZE {
+        if pages == 0 || pages > isize::MAX as usize / page / 2 || !align.is_power_of_two() || align > 1 << 40 {
             return Err(nomem);
         }
         let align_pages = (align / page).max(1);
@@ -260,18 +262,26 @@ impl PageHeap {
         // SAFETY: just mapped and initialised; not shared with anyone yet.
         let s = unsafe { &mut *seg };
         s.span_len[0] = pages as u32;
+        let data_page = s.first_page;
         self.in_use.fetch_add(pages * page, Relaxed);
-        // SAFETY: the data starts `first` pages into a mapping of
-        // `pages + first` pages.
-        Ok(unsafe { NonNull::new_unchecked((seg as *mut u8).add(first * page)) })
+        // SAFETY: the data starts `first_page` pages after the header, inside
+        // the mapping of `pages + first` pages.
+        Ok(unsafe { NonNull::new_unchecked((seg as *mut u8).add(data_page * page)) })
     }
 
     /// Maps and initialises a segment of `len` bytes.
     fn map_segment(&self, kind: Kind, len: usize, huge_first: usize) -> Result<*mut Segment, OsError> {
         let page = self.page_size();
-        let base = os::map_aligned(len, SEGMENT_SIZE)?;
+        // Data aligned to a segment or more cannot find a header by masking
+        // (it would mask to itself): its header sits in the page before it,
+        // `huge_first` pages into a mapping aligned to the data's alignment.
+        let over_aligned = kind == Kind::Huge && huge_first * page >= SEGMENT_SIZE;
+        let base = os::map_aligned(len, if over_aligned { huge_first * page } else { SEGMENT_SIZE })?;
         self.mapped.fetch_add(len, Relaxed);
-        let seg = base.as_ptr().cast::<Segment>();
+        let header =
+            if over_aligned { base.as_ptr() as usize + (huge_first - 1) * page } else { base.as_ptr() as usize };
+        let seg = header as *mut Segment;
+        let huge_first = if over_aligned { 1 } else { huge_first };
         let (first_page, pages) = match kind {
             Kind::Normal => (meta_pages(page), SEGMENT_SIZE / page),
             Kind::Huge => (huge_first, len / page),
@@ -283,6 +293,7 @@ impl PageHeap {
         unsafe {
             ptr::addr_of_mut!((*seg).next).write(ptr::null_mut());
             ptr::addr_of_mut!((*seg).kind).write(kind);
+            ptr::addr_of_mut!((*seg).map_base).write(base.as_ptr() as usize);
             ptr::addr_of_mut!((*seg).mapped_len).write(len);
             ptr::addr_of_mut!((*seg).first_page).write(first_page);
             ptr::addr_of_mut!((*seg).pages).write(pages);
@@ -331,9 +342,9 @@ impl PageHeap {
             let bytes = unsafe { (*seg).span_len[0] } as usize * page;
             self.in_use.fetch_sub(bytes, Relaxed);
             self.mapped.fetch_sub(mapped_len, Relaxed);
-            // SAFETY: the huge segment is this span's alone and the caller
-            // gives the span up.
-            unsafe { os::unmap(NonNull::new_unchecked(seg.cast()), mapped_len) };
+            // SAFETY: the huge mapping is this span's alone and the caller
+            // gives the span up; `map_base` is never written after mapping.
+            unsafe { os::unmap(NonNull::new_unchecked((*seg).map_base as *mut u8), mapped_len) };
             return bytes;
         }
         let idx = (ptr.as_ptr() as usize - seg as usize) / page;
@@ -533,10 +544,18 @@ fn meta_pages(page: usize) -> usize {
     core::mem::size_of::<Segment>().div_ceil(page)
 }
 
-/// The segment that holds the span at `ptr` (address masking).
+/// The segment header of the span at (or the block inside a span at)
+/// `ptr`: address masking, except for huge spans aligned to a segment or
+/// more, whose header is the page before them (no other span starts on a
+/// segment boundary: normal segments begin with their metadata).
 #[inline]
 fn segment_of(ptr: NonNull<u8>) -> *mut Segment {
-    (ptr.as_ptr() as usize & !(SEGMENT_SIZE - 1)) as *mut Segment
+    let addr = ptr.as_ptr() as usize;
+    if addr % SEGMENT_SIZE == 0 {
+        (addr - os::page_size()) as *mut Segment
+    } else {
+        (addr & !(SEGMENT_SIZE - 1)) as *mut Segment
+    }
 }
 
 #[inline]
@@ -722,11 +741,29 @@ mod tests {
     }
 
     #[test]
+    fn segment_and_larger_alignments_work() {
+        let heap = PageHeap::new(0);
+        for align in [SEGMENT_SIZE, SEGMENT_SIZE * 4] {
+            let before = heap.stats();
+            let p = heap.alloc_span_aligned(3, align, true).unwrap();
+            assert_eq!(p.as_ptr() as usize % align, 0);
+            // SAFETY: a live span of 3 pages.
+            unsafe {
+                p.as_ptr().add(3 * heap.page_size() - 1).write(9);
+                assert_eq!(heap.span_bytes(p), 3 * heap.page_size());
+                assert_eq!(heap.tagged_span_of(p), None);
+                assert_eq!(heap.free_span(p, Release::Now), 3 * heap.page_size());
+            }
+            assert_eq!(heap.stats(), before);
+        }
+    }
+
+    #[test]
     fn absurd_sizes_are_errors() {
         let heap = PageHeap::new(0);
         assert!(heap.alloc_span(0, false).is_err());
         assert!(heap.alloc_span(usize::MAX / 2, false).is_err());
-        assert!(heap.alloc_span_aligned(1, SEGMENT_SIZE, false).is_err());
+        assert!(heap.alloc_span_aligned(1, 1 << 41, false).is_err());
         assert!(heap.alloc_span_aligned(1, 3 * 4096, false).is_err());
     }
 }

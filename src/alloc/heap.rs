@@ -120,21 +120,57 @@ pub(crate) unsafe fn free(span: *mut Span, ptr: *mut u8) {
             (*block).next = (*span).free;
             (*span).free = block;
             (*span).used -= 1;
-            if (*span).used == 0 || (*span).in_full.load(Relaxed) {
+            if (*span).used == 0 || (*span).state.load(Relaxed) != span::ACTIVE {
                 Heap::after_local_free(heap, span);
             }
             return;
         }
-        Span::push_remote(span, block);
-        if (*span).in_full.load(SeqCst) {
-            let owner = (*span).owner.load(Acquire);
-            if !owner.is_null() {
-                // Heaps are never unmapped (pooled), so a stale owner is
-                // at worst a spurious wake-up.
-                (*owner).full_pending.store(true, Release);
-            }
+        let pending = Span::push_remote(span, block);
+        if (*span).state.load(SeqCst) == span::PARKED {
+            remote_free_to_parked(span, pending);
         }
     }
+}
+
+/// A remote free hit a parked span: steal it if this free emptied it,
+/// and tell the owner either way.
+///
+/// # Safety
+///
+/// `span` is a live class span whose block we just pushed.
+#[cold]
+unsafe fn remote_free_to_parked(span: *mut Span, pending: u32) {
+    // SAFETY: the span is live until released, which needs the owner to
+    // see `full_pending` or STOLEN, both after this function's writes.
+    unsafe {
+        if pending == (*span).parked_used.load(Acquire)
+            && (*span).state.compare_exchange(span::PARKED, span::STOLEN, AcqRel, Relaxed).is_ok()
+        {
+            // Every block is free (span INV-4): give the block pages back
+            // now; the header page stays until the owner frees the span.
+            let page = page_heap::global().page_size();
+            let bytes = span_bytes((*span).class as usize);
+            let first = NonNull::new_unchecked(span.cast::<u8>().add(page));
+            let _ = os::discard(first, bytes - page);
+        }
+        let owner = (*span).owner.load(Acquire);
+        if !owner.is_null() {
+            // Heaps are never unmapped (pooled), so a stale owner is at worst
+            // a spurious wake-up.
+            (*owner).full_pending.store(true, Release);
+        }
+    }
+}
+
+/// Takes a parked span back for its owner: `true` if it is active again,
+/// `false` if a remote thread stole it (it is empty: release it).
+///
+/// # Safety
+///
+/// The caller owns the span (INV-1).
+unsafe fn unpark(span: *mut Span) -> bool {
+    // SAFETY: live span (caller).
+    unsafe { (*span).state.compare_exchange(span::PARKED, span::ACTIVE, AcqRel, Acquire).is_ok() }
 }
 
 /// Allocation on a thread without a heap: set one up, or use the fallback
@@ -344,6 +380,28 @@ unsafe fn release(span: *mut Span) {
 }
 
 impl Heap {
+    /// Makes `span` the current span of `class`. The span it displaces is
+    /// released if it has become empty, so an empty span never hides behind
+    /// the head where nothing would look at it again.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns `heap` and `span`, which is on no list.
+    unsafe fn push_current(heap: *mut Heap, class: usize, span: *mut Span) {
+        // SAFETY: owner of heap and its spans (INV-1, 4).
+        unsafe {
+            let old = (*heap).current[class];
+            if old != span::empty() {
+                Span::collect(old);
+                if (*old).used == 0 {
+                    unlink(&mut (*heap).current[class], old, span::empty());
+                    release(old);
+                }
+            }
+            push_front(&mut (*heap).current[class], span, span::empty());
+        }
+    }
+
     /// Refills `class` and allocates from it.
     ///
     /// # Safety
@@ -379,7 +437,7 @@ impl Heap {
                     None => return ptr::null_mut(),
                 },
             };
-            push_front(&mut (*heap).current[class], span, span::empty());
+            Heap::push_current(heap, class, span);
             if (*span).free.is_null() {
                 Span::extend(span);
             }
@@ -403,16 +461,18 @@ impl Heap {
         unsafe {
             let class = (*span).class as usize;
             unlink(&mut (*heap).current[class], span, span::empty());
+            (*span).parked_used.store((*span).used, Relaxed);
             // SeqCst store, then re-check `thread_free`: pairs with the
-            // pusher's SeqCst CAS then `in_full` load (span.rs), so a remote
+            // pusher's SeqCst CAS then `state` load (span.rs), so a remote
             // free is never stranded on a parked span.
-            (*span).in_full.store(true, SeqCst);
+            (*span).state.store(span::PARKED, SeqCst);
             if (*span).thread_free.load(SeqCst).is_null() {
                 push_front(&mut (*heap).full[class], span, ptr::null_mut());
-            } else {
-                (*span).in_full.store(false, Relaxed);
+            } else if unpark(span) {
                 Span::collect(span);
-                push_front(&mut (*heap).current[class], span, span::empty());
+                Heap::push_current(heap, class, span);
+            } else {
+                release(span);
             }
         }
     }
@@ -429,14 +489,18 @@ impl Heap {
                 let mut span = (*heap).full[class];
                 while !span.is_null() {
                     let next = (*span).next;
-                    if !(*span).thread_free.load(Relaxed).is_null() {
+                    let stolen = (*span).state.load(Acquire) == span::STOLEN;
+                    if stolen || !(*span).thread_free.load(Relaxed).is_null() {
                         unlink(&mut (*heap).full[class], span, ptr::null_mut());
-                        (*span).in_full.store(false, Relaxed);
-                        Span::collect(span);
-                        if (*span).used == 0 {
+                        if stolen || !unpark(span) {
                             release(span);
                         } else {
-                            push_front(&mut (*heap).current[class], span, span::empty());
+                            Span::collect(span);
+                            if (*span).used == 0 {
+                                release(span);
+                            } else {
+                                Heap::push_current(heap, class, span);
+                            }
                         }
                     }
                     span = next;
@@ -455,11 +519,14 @@ impl Heap {
         // SAFETY: owner of heap and span (INV-1, 4).
         unsafe {
             let class = (*span).class as usize;
-            if (*span).in_full.load(Relaxed) {
+            if (*span).state.load(Relaxed) != span::ACTIVE {
                 unlink(&mut (*heap).full[class], span, ptr::null_mut());
-                (*span).in_full.store(false, Relaxed);
+                // The block just freed was live, so the span cannot have been
+                // emptied and stolen (span INV-4).
+                let active = unpark(span);
+                debug_assert!(active, "a span with a live block was stolen");
                 Span::collect(span);
-                push_front(&mut (*heap).current[class], span, span::empty());
+                Heap::push_current(heap, class, span);
             }
             if (*span).used == 0 && (*heap).current[class] != span {
                 Span::collect(span);
@@ -486,7 +553,11 @@ impl Heap {
                     let mut span = list;
                     while !span.is_null() && span != span::empty() {
                         let next = (*span).next;
-                        (*span).in_full.store(false, Relaxed);
+                        if (*span).state.load(Relaxed) != span::ACTIVE && !unpark(span) {
+                            release(span); // stolen: empty
+                            span = next;
+                            continue;
+                        }
                         (*span).owner.store(ptr::null_mut(), Release);
                         Span::collect(span);
                         if (*span).used == 0 {

@@ -7,9 +7,17 @@
 //! means every block is free and the span may go back to the page heap.
 //!
 //! Threads:
-//! - owner-only fields (`free`, `used`, `bump`, `next`, `prev`, `in_full`'s
-//!   writes) are touched only by the owning heap's thread, or by whoever
-//!   holds the abandoned-list lock while `owner` is null (INV-1);
+//! - owner-only fields (`free`, `used`, `bump`, `next`, `prev`) are touched
+//!   only by the owning heap's thread, or by whoever holds the
+//!   abandoned-list lock while `owner` is null (INV-1);
+//! - `state` moves ACTIVE → PARKED (owner, when the span is full and goes on
+//!   its full list, publishing `used` in `parked_used`), PARKED → ACTIVE
+//!   (owner, CAS) or PARKED → STOLEN (the remote thread whose free made
+//!   `remote_pending == parked_used`, CAS). Exactly one CAS wins. A stolen
+//!   span is empty: the thief gives its block pages back to the OS at once
+//!   and the owner later unlinks and frees it without reading its lists.
+//!   This is how memory freed remotely returns while its owner is idle
+//!   (INV-4);
 //! - `thread_free` is a Treiber stack: any thread pushes, only the owner
 //!   (or the lock holder of an abandoned span) takes it whole with a swap,
 //!   so there is no ABA (INV-2);
@@ -19,10 +27,17 @@
 //! Must never: allocate, lock, or panic (the global allocator runs it).
 
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering::*};
+use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU8, Ordering::*};
 
 use super::heap::Heap;
 use super::size_class::{block_size, span_bytes, CLASS_ALIGN_MAX};
+
+/// `state`: the owner allocates from it or may.
+pub(crate) const ACTIVE: u8 = 0;
+/// `state`: full, on the owner's full list.
+pub(crate) const PARKED: u8 = 1;
+/// `state`: emptied by remote frees while parked and taken by the thief.
+pub(crate) const STOLEN: u8 = 2;
 
 /// A free block: its first word links to the next.
 #[repr(C)]
@@ -45,8 +60,13 @@ pub(crate) struct Span {
     pub(crate) block_size: u32,
     /// Size class.
     pub(crate) class: u8,
-    /// Whether the span sits on its owner's full list.
-    pub(crate) in_full: AtomicBool,
+    /// [`ACTIVE`], [`PARKED`] or [`STOLEN`] (INV-4).
+    pub(crate) state: AtomicU8,
+    /// `used` when the span was parked (stable while parked).
+    pub(crate) parked_used: AtomicU32,
+    /// Blocks pushed on `thread_free` and not yet collected (may lag the
+    /// list, never exceed it).
+    pub(crate) remote_pending: AtomicU32,
     /// Neighbours in the owner's (or the abandoned) list.
     pub(crate) next: *mut Span,
     pub(crate) prev: *mut Span,
@@ -68,7 +88,9 @@ pub(crate) static EMPTY: SyncSpan = SyncSpan(Span {
     capacity: 0,
     block_size: 0,
     class: 0,
-    in_full: AtomicBool::new(false),
+    state: AtomicU8::new(ACTIVE),
+    parked_used: AtomicU32::new(0),
+    remote_pending: AtomicU32::new(0),
     next: ptr::null_mut(),
     prev: ptr::null_mut(),
     owner: AtomicPtr::new(ptr::null_mut()),
@@ -109,7 +131,9 @@ impl Span {
                 capacity: capacity as u32,
                 block_size: size as u32,
                 class: class as u8,
-                in_full: AtomicBool::new(false),
+                state: AtomicU8::new(ACTIVE),
+                parked_used: AtomicU32::new(0),
+                remote_pending: AtomicU32::new(0),
                 next: ptr::null_mut(),
                 prev: ptr::null_mut(),
                 owner: AtomicPtr::new(owner),
@@ -177,17 +201,19 @@ impl Span {
                 n += 1;
             }
             (*span).used -= n;
+            (*span).remote_pending.fetch_sub(n, Relaxed);
         }
         n
     }
 
-    /// Pushes `block` onto the span's remote free list (any thread).
+    /// Pushes `block` onto the span's remote free list (any thread) and
+    /// returns how many remote frees are now pending.
     ///
     /// # Safety
     ///
     /// `block` must be a block of `span` handed out and not yet freed.
     #[inline]
-    pub(crate) unsafe fn push_remote(span: *mut Span, block: *mut Block) {
+    pub(crate) unsafe fn push_remote(span: *mut Span, block: *mut Block) -> u32 {
         // SAFETY: the span outlives its handed-out blocks; `thread_free` is
         // an atomic; `block` is ours to relink until the CAS publishes it.
         unsafe {
@@ -195,11 +221,14 @@ impl Span {
             loop {
                 (*block).next = head;
                 // SeqCst: pairs with the owner's swap in `collect` and with
-                // the `in_full` handshake in `Heap::park_full` (a Dekker
+                // the `state` handshake in `Heap::park_full` (a Dekker
                 // pattern: either the owner sees this block or we see the
                 // span parked as full).
                 match (*span).thread_free.compare_exchange_weak(head, block, SeqCst, Relaxed) {
-                    Ok(_) => return,
+                    // AcqRel: the increments form a release sequence, so the
+                    // thread that sees the last one happens after every
+                    // earlier remote free (the thief's precondition).
+                    Ok(_) => return (*span).remote_pending.fetch_add(1, AcqRel).wrapping_add(1),
                     Err(actual) => head = actual,
                 }
             }

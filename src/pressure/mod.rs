@@ -395,10 +395,10 @@ impl Pressure {
         self.process_bytes = process_bytes;
         let now = Instant::now();
         let refresh = core::mem::take(&mut self.refresh);
-        let stale = |read_at: Option<Instant>| refresh || read_at.map_or(true, |t| now.duration_since(t) >= REFRESH);
+        let stale = |read_at: Option<Instant>| refresh || read_at.is_none_or(|t| now.duration_since(t) >= REFRESH);
         let mut best: Option<(Signal, usize, usize)> = None;
         let mut consider = |signal, usage, limit| {
-            if best.map_or(true, |(_, u, l)| tighter((usage, limit), (u, l))) {
+            if best.is_none_or(|(_, u, l)| tighter((usage, limit), (u, l))) {
                 best = Some((signal, usage, limit));
             }
         };
@@ -432,7 +432,7 @@ impl Pressure {
             let polled_stall = psi.window.is_none()
                 && psi.fault.is_none()
                 && psi.avg10.is_some_and(|a| a >= psi::AVG10_STALL)
-                && psi.last_stall.map_or(true, |t| now.duration_since(t) >= psi.window());
+                && psi.last_stall.is_none_or(|t| now.duration_since(t) >= psi.window());
             if (psi.pending || polled_stall) && process_bytes > 0 {
                 psi.last_stall = Some(now);
                 consider(Signal::Psi, process_bytes, process_bytes);
