@@ -36,6 +36,12 @@ pub struct Counters {
     pub discarded_count: AtomicU64,
     /// Bytes those allocations cost.
     pub discarded_bytes: AtomicU64,
+    /// Lazy mode: offers made (allocations handed to the kernel).
+    pub offers: AtomicU64,
+    /// Lazy mode: offered allocations re-pinned intact.
+    pub revivals: AtomicU64,
+    /// Lazy mode: offered allocations whose pages the kernel took.
+    pub kernel_discards: AtomicU64,
 }
 
 /// The arena shared by a manager and all its handles.
@@ -48,18 +54,27 @@ pub struct Arena {
     /// Above this many bytes a new allocation wakes the manager.
     pub(crate) limit: AtomicUsize,
     pub(crate) wake: std::sync::Arc<Wake>,
+    /// Lazy reclaim mode: the manager offers cold spans with `MADV_FREE`.
+    pub(crate) lazy: bool,
 }
 
 impl Arena {
     /// An empty arena that wakes the manager through `wake` above `limit`
     /// bytes.
+    #[cfg_attr(not(loom), allow(dead_code))] // the loom models build arenas
     pub fn new(limit: usize, wake: std::sync::Arc<Wake>) -> Self {
+        Self::with_mode(limit, wake, false)
+    }
+
+    /// An arena in managed (`lazy == false`) or lazy reclaim mode.
+    pub(crate) fn with_mode(limit: usize, wake: std::sync::Arc<Wake>, lazy: bool) -> Self {
         Self {
             store: Store::new(page_heap::global()),
             intake: AtomicPtr::new(ptr::null_mut()),
             counters: Counters::default(),
             limit: AtomicUsize::new(limit),
             wake,
+            lazy,
         }
     }
 
@@ -70,7 +85,9 @@ impl Arena {
         let bytes = self.counters.bytes.fetch_add(block.cost, Relaxed) + block.cost;
         self.counters.live.fetch_add(1, Relaxed);
         self.push_intake(header);
-        if bytes > self.limit.load(Relaxed) {
+        // In lazy mode a new span must reach the manager so it can be offered
+        // once cold.
+        if bytes > self.limit.load(Relaxed) || (self.lazy && block.loc == super::store::Loc::Span) {
             self.wake.request();
         }
         header
@@ -123,6 +140,20 @@ impl Arena {
         header.cost
     }
 
+    /// Lazy mode: an offered allocation came back intact; the manager may
+    /// offer it again later.
+    pub(crate) fn note_revived(&self, _cost: usize) {
+        self.counters.revivals.fetch_add(1, Relaxed);
+        self.wake.request();
+    }
+
+    /// Lazy mode: a reviver found a page the kernel took; it won the bytes
+    /// (state INV-6) and frees them.
+    pub(crate) fn note_kernel_discard(&self, header: &Header) {
+        self.counters.kernel_discards.fetch_add(1, Relaxed);
+        self.release_discarded(header);
+    }
+
     /// Frees the bytes of a dropped allocation whose owner won.
     ///
     /// # Safety
@@ -130,20 +161,23 @@ impl Arena {
     /// The caller owns `block`'s bytes (it won `mark_dropped`) and never uses
     /// them again.
     pub unsafe fn release_dropped(&self, block: Block) {
+        // Offered pages may still be pending MADV_FREE: give them back now
+        // in lazy mode rather than reusing them.
+        let release = if self.lazy { Release::Now } else { Release::Retain };
         // SAFETY: forwarded from the caller's contract.
-        unsafe { self.store.free(block.ptr, block.loc, Release::Retain) };
+        unsafe { self.store.free(block.ptr, block.loc, release) };
         self.counters.bytes.fetch_sub(block.cost, Relaxed);
     }
 
     /// Counts a header about to be marked dropped: before the mark, so a
     /// scan that retires it never subtracts an uncounted header.
-    pub(crate) fn note_dropping(&self) {
+    pub fn note_dropping(&self) {
         self.counters.garbage.fetch_add(1, Relaxed);
     }
 
     /// Counts one dropped handle; asks the manager to sweep when garbage
     /// headers pile up.
-    pub(crate) fn note_dropped(&self) {
+    pub fn note_dropped(&self) {
         let live = self.counters.live.fetch_sub(1, Relaxed) - 1;
         let garbage = self.counters.garbage.load(Relaxed);
         if garbage >= 4096 && garbage > live / 2 {

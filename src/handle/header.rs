@@ -32,6 +32,11 @@ pub struct Header {
     pub cost: usize,
     /// Link in the arena's intake list; written before publication only.
     pub next: AtomicPtr<Header>,
+    /// Lazy mode: the first word of each page, saved before the pages were
+    /// offered (a `Box<[u64]>` of `cost / page` words, or null). Written by
+    /// the offerer under `OFFERING`, read by the reviver under `REVIVING`
+    /// (state INV-5, INV-6); freed with the header.
+    pub(crate) saved: core::sync::atomic::AtomicPtr<u64>,
     /// Loom models only: set when the header is freed. A model keeps its own
     /// clone and reads it around every read of the header, so loom's cell
     /// checking rejects a read that races with the free, and the flag one
@@ -55,17 +60,25 @@ impl Header {
             loc,
             cost,
             next: AtomicPtr::new(core::ptr::null_mut()),
+            saved: core::sync::atomic::AtomicPtr::new(core::ptr::null_mut()),
             #[cfg(loom)]
             canary: crate::sync::Arc::new(crate::sync::UnsafeCell::new(false)),
         }
     }
 }
 
-#[cfg(loom)]
 impl Drop for Header {
     fn drop(&mut self) {
+        let saved = *self.saved.get_mut();
+        if !saved.is_null() {
+            let words = self.cost / crate::os::page_size();
+            // SAFETY: `saved` came from `Box::<[u64]>::into_raw` of `words`
+            // words in `lazy::offer` and is freed only here, once.
+            drop(unsafe { Box::from_raw(core::ptr::slice_from_raw_parts_mut(saved, words)) });
+        }
         // SAFETY: only this drop writes the canary, once; every other access
         // is a model's read, which loom checks against this write.
+        #[cfg(loom)]
         self.canary.with_mut(|freed| unsafe { *freed = true });
     }
 }

@@ -16,6 +16,7 @@
 pub(crate) mod arena;
 mod bytes;
 pub(crate) mod header;
+mod lazy;
 pub(crate) mod state;
 pub(crate) mod store;
 
@@ -166,13 +167,27 @@ impl<T: ?Sized> Discardable<T> {
         unsafe { &self.header.as_ref().state }
     }
 
+    /// One `fetch_add`, and the slow path (waiting, lazy-mode revival) only
+    /// when a flag is set.
+    #[inline(always)]
+    fn pin(&self) -> bool {
+        self.state().pin_fast() || self.pin_slow()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn pin_slow(&self) -> bool {
+        // SAFETY: the header lives as long as the handle (see `state`).
+        unsafe { self.header.as_ref() }.pin_slow(&self.arena)
+    }
+
     /// Pins the value: `Some(guard)` while its bytes are alive, `None` once
     /// they were discarded (and forever after).
     ///
     /// Lock-free: one atomic read-modify-write, no system call, no epoch.
     #[inline]
     pub fn upgrade(&self) -> Option<Pinned<'_, T>> {
-        if self.state().pin() {
+        if self.pin() {
             Some(Pinned { ptr: self.ptr, state: self.state(), _borrow: PhantomData })
         } else {
             None
@@ -183,7 +198,7 @@ impl<T: ?Sized> Discardable<T> {
     /// out any other guard.
     #[inline]
     pub fn upgrade_mut(&mut self) -> Option<PinnedMut<'_, T>> {
-        if self.state().pin() {
+        if self.pin() {
             Some(PinnedMut { ptr: self.ptr, state: self.state(), _borrow: PhantomData })
         } else {
             None

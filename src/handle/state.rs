@@ -29,6 +29,19 @@
 //! access is recorded without a lock. The manager compares the counter with
 //! the value it saw at its previous scan.
 //!
+//! Lazy mode (DESIGN.md, "Reclaim modes") adds three flags, all set and
+//! cleared by compare-and-swap or a single RMW:
+//! - INV-5: `OFFERING` is taken only from "alive, unpinned, no flag" and
+//!   is held while the offerer writes cookies and calls `MADV_FREE`; pins
+//!   that arrive meanwhile stay counted and wait; the owner's drop waits.
+//! - INV-6: `OFFERED` means the pages were handed to the kernel; the first
+//!   pinner that finds it takes `REVIVING` (one CAS, so two pinners never
+//!   both revive), swaps the cookies back, and clears both flags, or, if
+//!   the kernel took a page, sets `DISCARDED` and owns the bytes (INV-4).
+//!   Other pinners wait while `REVIVING` is set.
+//! - INV-7: a discarder may take an `OFFERED` allocation (no pin, no
+//!   `REVIVING`): the kernel might have taken its pages anyway.
+//!
 //! Must never: block, allocate, or touch the allocation's bytes.
 
 use crate::sync::{AtomicU64, Ordering::*};
@@ -39,6 +52,11 @@ const PIN_MASK: u64 = (1 << 32) - 1;
 const PIN_MAX: u64 = 1 << 31;
 const DISCARDED: u64 = 1 << 32;
 const DROPPED: u64 = 1 << 33;
+const OFFERING: u64 = 1 << 34;
+const OFFERED: u64 = 1 << 35;
+const REVIVING: u64 = 1 << 36;
+/// Any bit that sends `pin` off the fast path.
+const SLOW: u64 = DISCARDED | PIN_MAX | OFFERING | OFFERED | REVIVING;
 const ACCESS_SHIFT: u32 = 48;
 const ACCESS_ONE: u64 = 1 << ACCESS_SHIFT;
 /// Unpin and record one access in a single wrapping addition.
@@ -46,37 +64,43 @@ const UNPIN_AND_TOUCH: u64 = ACCESS_ONE - PIN_ONE;
 
 /// A decoded snapshot of the state word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Snapshot(u64);
+pub struct Snapshot(u64);
 
 impl Snapshot {
     /// Live pins.
     #[inline]
-    pub(crate) fn pins(self) -> u32 {
+    pub fn pins(self) -> u32 {
         (self.0 & PIN_MASK) as u32
     }
 
     /// Whether the allocation has been discarded (for good).
     #[inline]
-    pub(crate) fn is_discarded(self) -> bool {
+    pub fn is_discarded(self) -> bool {
         self.0 & DISCARDED != 0
     }
 
     /// Whether the owning handle has been dropped.
     #[inline]
-    pub(crate) fn is_dropped(self) -> bool {
+    pub fn is_dropped(self) -> bool {
         self.0 & DROPPED != 0
+    }
+
+    /// Whether the pages are offered to the kernel (lazy mode), or being.
+    #[inline]
+    pub fn is_offered(self) -> bool {
+        self.0 & (OFFERING | OFFERED) != 0
     }
 
     /// The access counter (wraps at 2^16).
     #[inline]
-    pub(crate) fn accesses(self) -> u16 {
+    pub fn accesses(self) -> u16 {
         (self.0 >> ACCESS_SHIFT) as u16
     }
 }
 
 /// What dropping the owner found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Dropped {
+pub enum Dropped {
     /// The owner won: it must free the bytes (INV-4).
     OwnsBytes,
     /// A discarder won earlier and frees (or freed) the bytes.
@@ -85,50 +109,87 @@ pub(crate) enum Dropped {
 
 /// The atomic state word. See the module docs.
 #[derive(Debug)]
-pub(crate) struct State(AtomicU64);
+pub struct State(AtomicU64);
 
 impl State {
     /// A live, unpinned, never-accessed allocation.
-    pub(crate) fn new() -> Self {
+    pub fn new() -> Self {
         Self(AtomicU64::new(0))
     }
 
     /// Reads the word. `Acquire`, so that a reader that sees `DISCARDED` or
     /// `DROPPED` also sees what the winner did before setting it.
     #[inline]
-    pub(crate) fn load(&self) -> Snapshot {
+    pub fn load(&self) -> Snapshot {
         Snapshot(self.0.load(Acquire))
     }
 
-    /// Tries to pin: `true` if the bytes are alive and now pinned.
+    /// Tries to pin: `true` if the bytes are alive and now pinned. Never
+    /// revives an offered allocation: handles go through
+    /// [`State::pin_fast`] and the header's slow path instead.
     ///
     /// # Panics
     ///
     /// If 2^31 pins are live at once (a leak of guards), like `Arc`'s
     /// overflow check.
     #[inline]
-    pub(crate) fn pin(&self) -> bool {
-        // Acquire pairs with the Release of earlier unpins, so this pin sees
-        // every write made under a `PinnedMut` before it (INV-1).
-        let old = self.0.fetch_add(PIN_ONE, Acquire);
-        if old & (DISCARDED | PIN_MAX) == 0 {
-            return true;
-        }
-        self.unpin_cold(old)
+    #[cfg_attr(not(any(test, loom)), allow(dead_code))] // the models and unit tests pin bare words
+    pub fn pin(&self) -> bool {
+        self.pin_fast() || self.pin_cold()
     }
 
+    /// One `fetch_add`: `true` if the allocation is now pinned and plain
+    /// alive. On `false` the pin is still counted: the caller must finish
+    /// with the slow path (which waits, revives, or undoes it).
+    #[inline(always)]
+    pub fn pin_fast(&self) -> bool {
+        // Acquire pairs with the Release of earlier unpins, so this pin sees
+        // every write made under a `PinnedMut` before it (INV-1).
+        self.0.fetch_add(PIN_ONE, Acquire) & SLOW == 0
+    }
+
+    /// The slow path of [`State::pin`] without revival: waits out
+    /// `OFFERING`/`REVIVING`, fails on `DISCARDED` or `OFFERED`.
     #[cold]
-    fn unpin_cold(&self, old: u64) -> bool {
-        // Undo our increment; it never made the word look unpinned to a
-        // discarder because DISCARDED (if set) makes every claim fail (INV-2).
+    fn pin_cold(&self) -> bool {
+        let mut round = 0;
+        loop {
+            let cur = self.0.load(Acquire);
+            if cur & (OFFERING | REVIVING) != 0 && cur & DISCARDED == 0 {
+                crate::sync::spin_wait(round);
+                round += 1;
+                continue;
+            }
+            if cur & (DISCARDED | OFFERED | PIN_MAX) == 0 {
+                return true;
+            }
+            self.undo_pin(cur);
+            return false;
+        }
+    }
+
+    /// Removes a pin counted by a failed [`State::pin_fast`].
+    ///
+    /// # Panics
+    ///
+    /// If the count overflowed (see [`State::pin`]).
+    #[cold]
+    pub fn undo_pin(&self, seen: u64) {
+        // Our increment never made the word look unpinned to a discarder, and
+        // DISCARDED (if set) makes every claim fail (INV-2).
         self.0.fetch_sub(PIN_ONE, Relaxed);
-        assert!(old & PIN_MAX == 0, "discardable: too many live pins");
-        false
+        assert!(seen & PIN_MAX == 0, "discardable: too many live pins");
+    }
+
+    /// The raw word, for the lazy-mode slow path.
+    #[inline]
+    pub(crate) fn raw(&self) -> u64 {
+        self.0.load(Acquire)
     }
 
     /// Drops one pin and records an access.
     #[inline]
-    pub(crate) fn unpin(&self) {
+    pub fn unpin(&self) {
         // Release pairs with the Acquire of `try_discard`'s CAS: every read or
         // write made under this pin happens before the discarder frees the
         // bytes (INV-1).
@@ -139,10 +200,10 @@ impl State {
     /// Tries to take the allocation from "alive and unpinned" to
     /// `DISCARDED`. `true` means the caller won and now owns the bytes
     /// (INV-4): it must free them.
-    pub(crate) fn try_discard(&self) -> bool {
+    pub fn try_discard(&self) -> bool {
         let mut cur = self.0.load(Relaxed);
         loop {
-            if cur & (PIN_MASK | DISCARDED | DROPPED) != 0 {
+            if cur & (PIN_MASK | DISCARDED | DROPPED | OFFERING | REVIVING) != 0 {
                 return false;
             }
             #[cfg(discardable_broken)]
@@ -157,7 +218,7 @@ impl State {
             // the race with `pin` (INV-3). A failed CAS (the access counter
             // moved, or a pin came in) re-reads and re-checks.
             #[cfg(not(discardable_broken))]
-            match self.0.compare_exchange_weak(cur, cur | DISCARDED, Acquire, Relaxed) {
+            match self.0.compare_exchange_weak(cur, (cur | DISCARDED) & !OFFERED, Acquire, Relaxed) {
                 Ok(_) => return true,
                 Err(actual) => cur = actual,
             }
@@ -166,22 +227,134 @@ impl State {
 
     /// Marks the owner dropped. The owner must hold no pin and must not
     /// touch the header after this call (the manager may free it at once).
-    pub(crate) fn mark_dropped(&self) -> Dropped {
-        // AcqRel: Acquire pairs with a discarder's claim, Release publishes the
-        // owner's last writes before the manager retires the header.
-        let old = self.0.fetch_or(DROPPED, AcqRel);
-        debug_assert!(old & PIN_MASK == 0 && old & DROPPED == 0);
-        if old & DISCARDED == 0 {
-            Dropped::OwnsBytes
-        } else {
-            Dropped::AlreadyDiscarded
+    /// Waits while an offer is being made (INV-5).
+    pub fn mark_dropped(&self) -> Dropped {
+        let mut round = 0;
+        let mut cur = self.0.load(Relaxed);
+        loop {
+            if cur & OFFERING != 0 {
+                crate::sync::spin_wait(round);
+                round += 1;
+                cur = self.0.load(Relaxed);
+                continue;
+            }
+            // AcqRel: Acquire pairs with a discarder's claim (and an offer's
+            // end), Release publishes the owner's last writes before the
+            // manager retires the header.
+            match self.0.compare_exchange_weak(cur, cur | DROPPED, AcqRel, Relaxed) {
+                Ok(old) => {
+                    debug_assert!(old & PIN_MASK == 0 && old & DROPPED == 0);
+                    return if old & DISCARDED == 0 { Dropped::OwnsBytes } else { Dropped::AlreadyDiscarded };
+                }
+                Err(actual) => cur = actual,
+            }
         }
+    }
+
+    /// Lazy mode: takes "alive, unpinned, no flag" to `OFFERING` (INV-5).
+    pub(crate) fn try_begin_offer(&self) -> bool {
+        let mut cur = self.0.load(Relaxed);
+        loop {
+            if cur & (PIN_MASK | DISCARDED | DROPPED | OFFERING | OFFERED | REVIVING) != 0 {
+                return false;
+            }
+            // Acquire pairs with the last unpin: the offerer reads the first
+            // words after every write made under a pin.
+            match self.0.compare_exchange_weak(cur, cur | OFFERING, Acquire, Relaxed) {
+                Ok(_) => return true,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// Lazy mode: ends an offer: `OFFERING` becomes `OFFERED` (`offered`)
+    /// or is simply dropped (the offer failed). Pins that arrived meanwhile
+    /// stay counted.
+    pub(crate) fn end_offer(&self, offered: bool) {
+        // Release publishes the saved words and cookies to the reviver.
+        let flip = if offered { OFFERING | OFFERED } else { OFFERING };
+        self.0.fetch_xor(flip, Release);
+    }
+
+    /// Lazy mode: with our pin counted, tries to take `OFFERED` to
+    /// `OFFERED | REVIVING` (INV-6). `Err(word)` tells what was seen.
+    pub(crate) fn try_begin_revive(&self, seen: u64) -> Result<(), u64> {
+        if seen & (OFFERED | REVIVING | OFFERING | DISCARDED) != OFFERED {
+            return Err(seen);
+        }
+        // Acquire pairs with `end_offer`'s Release: the saved words.
+        self.0.compare_exchange(seen, seen | REVIVING, Acquire, Relaxed).map(drop)
+    }
+
+    /// Lazy mode: the reviver restored every page: the allocation is plain
+    /// alive again, with the reviver's pin.
+    pub(crate) fn revived(&self) {
+        self.0.fetch_and(!(OFFERED | REVIVING), Release);
+    }
+
+    /// Lazy mode: the reviver found a page the kernel took: the allocation
+    /// is discarded for good, the reviver's pin is removed, and the reviver
+    /// owns the bytes (INV-4, INV-6).
+    pub(crate) fn revive_failed(&self) {
+        // From OFFERED | REVIVING | pins: set DISCARDED, clear both flags and
+        // our pin, in one RMW (the flags are known set, the pin counted).
+        self.0.fetch_add(DISCARDED.wrapping_sub(OFFERED).wrapping_sub(REVIVING).wrapping_sub(PIN_ONE), AcqRel);
+    }
+
+    /// Whether `word` says "wait": an offer or a revival is in progress.
+    pub(crate) fn busy(word: u64) -> bool {
+        word & (OFFERING | REVIVING) != 0 && word & DISCARDED == 0
+    }
+
+    /// Whether `word` is plain alive and pinnable (no lazy flag).
+    pub(crate) fn settled(word: u64) -> bool {
+        word & (DISCARDED | OFFERING | OFFERED | REVIVING) == 0
+    }
+
+    /// Whether `word` is discarded.
+    pub(crate) fn gone(word: u64) -> bool {
+        word & DISCARDED != 0
     }
 }
 
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn offer_and_revive_flags() {
+        let s = State::new();
+        assert!(s.try_begin_offer());
+        assert!(!s.try_discard(), "no discard while offering");
+        assert!(!s.pin_fast(), "pins wait while offering");
+        s.end_offer(true);
+        assert!(s.load().is_offered());
+        let seen = s.raw();
+        assert_eq!(s.try_begin_revive(seen), Ok(()));
+        assert!(s.try_begin_revive(s.raw()).is_err(), "one reviver at a time");
+        s.revived();
+        assert_eq!(s.load().pins(), 1);
+        assert!(!s.load().is_offered());
+        s.unpin();
+        // Offered again; this time the kernel took a page.
+        assert!(s.try_begin_offer());
+        s.end_offer(true);
+        assert!(!s.pin_fast());
+        assert_eq!(s.try_begin_revive(s.raw()), Ok(()));
+        s.revive_failed();
+        let snap = s.load();
+        assert!(snap.is_discarded() && !snap.is_offered() && snap.pins() == 0);
+        assert!(!s.pin());
+    }
+
+    #[test]
+    fn offered_allocations_may_be_discarded() {
+        let s = State::new();
+        assert!(s.try_begin_offer());
+        s.end_offer(true);
+        assert!(s.try_discard());
+        assert!(s.load().is_discarded() && !s.load().is_offered());
+    }
 
     #[test]
     fn pin_unpin_counts_and_records_access() {

@@ -1,10 +1,36 @@
 //! Configuration of a [`Manager`]: a builder that validates and returns
 //! `Result`.
 
+use std::time::Duration;
+
 use super::Manager;
 use crate::error::Error;
 use crate::policy::Policy;
 use crate::pressure::{self, Watermarks};
+
+/// How the manager gives discardable pages back.
+///
+/// On hosts with swap, prefer [`ReclaimMode::Lazy`]: pages handed to the
+/// kernel with `MADV_FREE` are dropped, never written to swap, whereas a
+/// managed allocation that waits unpinned may be swapped out before the
+/// manager discards it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum ReclaimMode {
+    /// The manager decides: discard is `MADV_DONTNEED` plus the state mark.
+    /// Deterministic and budget-driven.
+    #[default]
+    Managed,
+    /// As managed, and allocations that own whole pages are also handed to
+    /// the kernel with `MADV_FREE` once they stayed unpinned for the lazy
+    /// delay, so the kernel can drop them the instant memory runs short.
+    /// Re-pinning checks each page and reports a discard if one is gone.
+    /// Offered pages still count as held (resident memory is not trusted).
+    Lazy,
+}
+
+/// Default lazy delay: an unpinned allocation is offered within 100 ms.
+const LAZY_DELAY: Duration = Duration::from_millis(100);
 
 /// Configures and starts a [`Manager`].
 ///
@@ -15,12 +41,27 @@ use crate::pressure::{self, Watermarks};
 /// assert!(Manager::builder().limit(0).start().is_err());
 /// # Ok::<(), discardable::Error>(())
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ManagerBuilder {
     pub(super) policy: Policy,
     limit: Option<usize>,
     pub(super) process_limit: Option<usize>,
     pub(super) watermarks: Watermarks,
+    pub(super) mode: ReclaimMode,
+    pub(super) lazy_delay: Duration,
+}
+
+impl Default for ManagerBuilder {
+    fn default() -> Self {
+        Self {
+            policy: Policy::default(),
+            limit: None,
+            process_limit: None,
+            watermarks: Watermarks::default(),
+            mode: ReclaimMode::default(),
+            lazy_delay: LAZY_DELAY,
+        }
+    }
 }
 
 impl ManagerBuilder {
@@ -61,6 +102,20 @@ impl ManagerBuilder {
     /// Default: [`Watermarks::DEFAULT`] (90 % / 80 %).
     pub fn watermarks(mut self, watermarks: Watermarks) -> Self {
         self.watermarks = watermarks;
+        self
+    }
+
+    /// How discardable pages go back (default [`ReclaimMode::Managed`]).
+    pub fn reclaim_mode(mut self, mode: ReclaimMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Lazy mode: how long an allocation that owns whole pages stays
+    /// unpinned before it is offered to the kernel (default 100 ms; at least
+    /// 2 ms).
+    pub fn lazy_delay(mut self, delay: Duration) -> Self {
+        self.lazy_delay = delay.max(Duration::from_millis(2));
         self
     }
 

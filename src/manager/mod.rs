@@ -28,7 +28,7 @@ use crossbeam_epoch::{Collector, LocalHandle};
 
 use crate::pressure::{Pressure, PressureConfig, Reading, Signal, SignalReport};
 
-pub use self::builder::ManagerBuilder;
+pub use self::builder::{ManagerBuilder, ReclaimMode};
 pub use self::stats::Stats;
 use self::table::Table;
 use crate::handle::arena::{Arena, Wake};
@@ -79,6 +79,9 @@ pub(crate) struct Core {
     signal_reclaims: [std::sync::atomic::AtomicU64; SIGNALS],
     /// The last signal reports, for `Manager::signals`.
     reports: parking_lot::Mutex<Vec<SignalReport>>,
+    /// Lazy mode: how long an allocation stays unpinned before it is
+    /// offered (`None`: managed mode).
+    lazy_delay: Option<Duration>,
 }
 
 const SIGNALS: usize = Signal::ALL.len();
@@ -136,7 +139,7 @@ impl Manager {
 
     pub(crate) fn start(builder: &ManagerBuilder, limit: usize) -> Result<Manager, crate::Error> {
         let wake = Arc::new(Wake::new()?);
-        let arena = Arc::new(Arena::new(limit, Arc::clone(&wake)));
+        let arena = Arc::new(Arena::with_mode(limit, Arc::clone(&wake), builder.mode == ReclaimMode::Lazy));
         let core = Arc::new(Core {
             table: Mutex::new(Table::new(builder.policy)),
             collector: Collector::new(),
@@ -146,6 +149,7 @@ impl Manager {
             limit_reclaims: std::sync::atomic::AtomicU64::new(0),
             signal_reclaims: [const { std::sync::atomic::AtomicU64::new(0) }; SIGNALS],
             reports: parking_lot::Mutex::new(Vec::new()),
+            lazy_delay: (builder.mode == ReclaimMode::Lazy).then_some(builder.lazy_delay),
         });
         let pressure = Pressure::discover(PressureConfig {
             process_limit: builder.process_limit,
@@ -202,6 +206,9 @@ impl Manager {
             limit_reclaims: core.limit_reclaims.load(Relaxed),
             signal_reclaims,
             direct_reclaims: crate::alloc::direct_reclaims(),
+            offers: c.offers.load(Relaxed),
+            revivals: c.revivals.load(Relaxed),
+            kernel_discards: c.kernel_discards.load(Relaxed),
         }
     }
 }
@@ -213,14 +220,33 @@ impl Core {
     /// (the thread, [`Manager::reclaim`], direct reclaim, and later a
     /// cross-process coordinator) comes through here.
     pub(crate) fn reclaim(&self, arena: &Arena, local: &LocalHandle, target: usize) -> usize {
+        self.pass(arena, local, target, false).0
+    }
+
+    /// [`Self::reclaim`], and with `offer` (lazy mode, manager thread) also
+    /// offers cold spans to the kernel. Returns the bytes freed and how many
+    /// offerable allocations remain unoffered.
+    fn pass(&self, arena: &Arena, local: &LocalHandle, target: usize, offer: bool) -> (usize, usize) {
         let guard = local.pin();
+        let mut offers: Vec<NonNull<Header>> = Vec::new();
+        let unoffered;
         {
             let mut table = self.table.lock();
             table.drain(arena);
-            let scan = table.scan(&guard);
+            let scan = table.scan_offering(&guard, offer.then_some(&mut offers));
             arena.counters.garbage.fetch_sub(scan.retired, Relaxed);
             self.pinned_bytes.store(scan.pinned_bytes, Relaxed);
+            unoffered = scan.unoffered;
         }
+        for header in &offers {
+            // SAFETY: the table keeps the header until it sees the owner's
+            // drop mark, and then frees it only through the epoch, which
+            // `guard` holds back (table INV-1).
+            if unsafe { header.as_ref() }.offer() {
+                arena.counters.offers.fetch_add(1, Relaxed);
+            }
+        }
+        let unoffered = unoffered.saturating_sub(offers.len());
         let mut freed = 0;
         let mut victims: Vec<NonNull<Header>> = Vec::new();
         while freed < target {
@@ -238,7 +264,7 @@ impl Core {
                 freed += arena.release_discarded(unsafe { header.as_ref() });
             }
         }
-        freed
+        (freed, unoffered)
     }
 
     /// Records how far pins keep the arena above its limit.
@@ -251,7 +277,7 @@ impl Core {
     /// One pass of the manager thread: the larger of what the limit and
     /// what the pressure signals ask for. Returns whether pins kept the
     /// arena over its limit.
-    fn run_once(&self, arena: &Arena, local: &LocalHandle, pressure: &mut Pressure) -> Reading {
+    fn run_once(&self, arena: &Arena, local: &LocalHandle, pressure: &mut Pressure) -> (Reading, usize) {
         let own = arena.counters.bytes.load(Relaxed);
         let over_limit = own.saturating_sub(self.limit);
         let reading = pressure.sample(crate::alloc::strong_bytes() + own);
@@ -261,8 +287,8 @@ impl Core {
         } else if let (true, Some(signal)) = (wanted > 0, reading.trigger) {
             self.signal_reclaims[signal.index()].fetch_add(1, Relaxed);
         }
-        self.reclaim(arena, local, over_limit.max(wanted));
-        reading
+        let (_, unoffered) = self.pass(arena, local, over_limit.max(wanted), self.lazy_delay.is_some());
+        (reading, unoffered)
     }
 }
 
@@ -286,12 +312,18 @@ fn run(arena: Weak<Arena>, core: Arc<Core>, wake: Arc<Wake>, mut pressure: Press
         }
         wake.take();
         let Some(arena) = arena.upgrade() else { break };
-        let reading = core.run_once(&arena, &local, &mut pressure);
+        let (reading, unoffered) = core.run_once(&arena, &local, &mut pressure);
         let over = core.note_limit(&arena) > 0;
         drop(arena);
         crate::alloc::direct_reclaim_done();
         retry = over.then(|| retry.map_or(RETRY_MIN, |r| (r * 2).min(RETRY_MAX)));
         poll = pressure.poll_interval(&reading);
+        // Lazy mode: while spans wait to be offered, scan every half delay,
+        // so each is offered within the delay of its last unpin.
+        if let (Some(delay), true) = (core.lazy_delay, unoffered > 0) {
+            let tick = delay / 2;
+            poll = Some(poll.map_or(tick, |p| p.min(tick)));
+        }
         *core.reports.lock() = pressure.reports();
     }
 }

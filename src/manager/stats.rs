@@ -37,6 +37,13 @@ pub struct Stats {
     /// Direct reclaims: allocating threads that crossed the process limit
     /// and waited for the manager.
     pub direct_reclaims: u64,
+    /// Lazy mode: allocations handed to the kernel with `MADV_FREE`.
+    pub offers: u64,
+    /// Lazy mode: offered allocations re-pinned intact.
+    pub revivals: u64,
+    /// Lazy mode: offered allocations whose pages the kernel took (also
+    /// counted in `discarded_count`).
+    pub kernel_discards: u64,
 }
 
 impl Stats {

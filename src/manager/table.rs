@@ -32,6 +32,8 @@ struct Slot {
     seen: u16,
     /// Whether the policy tracks this id (INV-2).
     tracked: bool,
+    /// Consecutive scans that found the allocation unpinned and untouched.
+    idle: u8,
 }
 
 /// Result of one scan of every header.
@@ -41,6 +43,8 @@ pub struct Scan {
     pub pinned_bytes: usize,
     /// Headers retired in this scan.
     pub retired: usize,
+    /// Lazy mode: offerable allocations not offered yet.
+    pub unoffered: usize,
 }
 
 /// The table. See the module docs.
@@ -73,7 +77,7 @@ impl Table {
             // SAFETY: published headers stay alive until the table retires
             // them (INV-1); this one was just handed over.
             let cost = unsafe { header.as_ref() }.cost;
-            let slot = Slot { header: Some(header), seen: 0, tracked: true };
+            let slot = Slot { header: Some(header), seen: 0, tracked: true, idle: 0 };
             let id = match self.vacant.pop() {
                 Some(id) => {
                     self.slots[id as usize] = slot;
@@ -91,7 +95,15 @@ impl Table {
     /// Reads every state word: reports accesses to the policy, forgets
     /// discarded allocations, and retires headers whose owners are gone
     /// (through `guard`, INV-1).
+    #[cfg_attr(not(loom), allow(dead_code))] // the loom models scan without offering
     pub fn scan(&mut self, guard: &Guard) -> Scan {
+        self.scan_offering(guard, None)
+    }
+
+    /// [`Self::scan`], and in lazy mode also collects into `offers` the
+    /// offerable allocations that two consecutive scans found unpinned and
+    /// untouched (the caller offers them outside the lock, under `guard`).
+    pub(crate) fn scan_offering(&mut self, guard: &Guard, mut offers: Option<&mut Vec<NonNull<Header>>>) -> Scan {
         let mut scan = Scan::default();
         for (id, slot) in self.slots.iter_mut().enumerate() {
             let Some(header) = slot.header else { continue };
@@ -128,6 +140,15 @@ impl Table {
             }
             if s.pins() > 0 {
                 scan.pinned_bytes += h.cost;
+            }
+            if let Some(offers) = offers.as_deref_mut() {
+                slot.idle = if delta != 0 || s.pins() > 0 { 0 } else { slot.idle.saturating_add(1) };
+                if h.offerable() && !s.is_offered() {
+                    scan.unoffered += 1;
+                    if slot.idle >= 2 {
+                        offers.push(header);
+                    }
+                }
             }
         }
         scan

@@ -158,3 +158,24 @@ pub(crate) fn read_file(path: &CStr, buf: &mut [u8]) -> Result<usize, OsError> {
     unsafe { libc::close(fd) };
     result
 }
+
+/// Hands the pages of `[ptr, ptr + len)` to the kernel lazily
+/// (`MADV_FREE`): they stay readable and keep their contents until the
+/// kernel needs memory, then read back as zero pages. Writing a page
+/// cancels its pending free. Resident memory does not drop until then.
+///
+/// # Safety
+///
+/// The range must be page aligned and mapped by this module, and its owner
+/// must be prepared to find any page zeroed.
+///
+/// References: [madvise(2)](https://man7.org/linux/man-pages/man2/madvise.2.html).
+pub(crate) unsafe fn offer(ptr: NonNull<u8>, len: usize) -> Result<(), OsError> {
+    // SAFETY: the caller guarantees the range is ours and accepts zeroing.
+    let rc = unsafe { libc::madvise(ptr.as_ptr().cast(), len, libc::MADV_FREE) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(last_error("madvise(MADV_FREE)"))
+    }
+}

@@ -1,0 +1,235 @@
+//! Lazy mode: cold allocations that own whole pages are handed to the
+//! kernel with `MADV_FREE`, so it can drop them the instant memory runs
+//! short, with no user-space reaction time.
+//!
+//! The recipe (DESIGN.md, "Reclaim modes"; Chromium's
+//! `madv_free_discardable_memory_posix.cc` is the single-threaded original):
+//! before `MADV_FREE`, each page's first word is saved in strong memory and
+//! replaced by a non-zero cookie. Re-pinning compare-and-swaps each cookie
+//! back to its saved word: a successful swap writes the page, which cancels
+//! its pending free; a failed one (the page reads as zero) means the kernel
+//! took it, and the whole allocation is then discarded.
+//!
+//! Concurrency is the state word's (state INV-5..7): the offerer holds
+//! `OFFERING`, exactly one pinner holds `REVIVING`, everyone else waits,
+//! and nobody ever reads the bytes as `T` while a flag is set. Only spans
+//! are offered: no allocator metadata lives inside them.
+//!
+//! Must never: offer a pinned allocation, or let two revivers run.
+
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU64, Ordering::*};
+
+use super::arena::Arena;
+use super::header::Header;
+use super::state::State;
+use super::store::Loc;
+use crate::os;
+
+/// The word left at the start of every offered page. Any non-zero value
+/// works: a page the kernel took reads as zero.
+const COOKIE: u64 = 0xD15C_A4DA_B1E0_0FF5;
+
+/// The first word of page `i` of the allocation at `data`, as an atomic.
+///
+/// # Safety
+///
+/// `data` must be the page-aligned start of a live span of more than `i`
+/// pages, and the caller must hold `OFFERING` or `REVIVING`.
+unsafe fn first_word<'a>(data: NonNull<u8>, i: usize) -> &'a AtomicU64 {
+    // SAFETY: page `i` is inside the live span and 8-byte aligned; while the
+    // caller holds the flag nobody reads or writes the bytes as `T`.
+    unsafe { AtomicU64::from_ptr(data.as_ptr().add(i * os::page_size()).cast()) }
+}
+
+impl Header {
+    /// Whether this allocation may be offered (it owns whole pages).
+    pub(crate) fn offerable(&self) -> bool {
+        self.loc == Loc::Span && self.cost != 0
+    }
+
+    /// Offers the pages to the kernel if the allocation is unpinned and
+    /// settled. Returns whether it did. Manager thread only.
+    pub(crate) fn offer(&self) -> bool {
+        if !self.offerable() || !self.state.try_begin_offer() {
+            return false;
+        }
+        let pages = self.cost / os::page_size();
+        let mut saved = self.saved.load(Relaxed);
+        if saved.is_null() {
+            saved = Box::into_raw(vec![0u64; pages].into_boxed_slice()).cast();
+            self.saved.store(saved, Relaxed);
+        }
+        for i in 0..pages {
+            // SAFETY: we hold OFFERING (state INV-5): no pin reads the bytes;
+            // `saved` holds `pages` words.
+            unsafe {
+                let word = first_word(self.data, i);
+                *saved.add(i) = word.load(Relaxed);
+                word.store(COOKIE, Relaxed);
+            }
+        }
+        // SAFETY: the span is live and ours while OFFERING is held; its
+        // contents stay valid unless the kernel drops pages, which revival
+        // detects.
+        let offered = unsafe { os::offer(self.data, self.cost) }.is_ok();
+        if !offered {
+            for i in 0..pages {
+                // SAFETY: as above; put the saved words back.
+                unsafe { first_word(self.data, i).store(*saved.add(i), Relaxed) };
+            }
+        }
+        self.state.end_offer(offered);
+        offered
+    }
+
+    /// The slow path of a pin whose `pin_fast` found a flag: the pin is
+    /// counted. Waits out offers and revivals, revives an offered
+    /// allocation, or fails (undoing the pin) when it is discarded, in which
+    /// case a reviver that found a page gone also frees the bytes.
+    #[cold]
+    pub(crate) fn pin_slow(&self, arena: &Arena) -> bool {
+        let mut round = 0;
+        loop {
+            let word = self.state.raw();
+            if State::gone(word) {
+                self.state.undo_pin(word);
+                return false;
+            }
+            if State::busy(word) {
+                crate::sync::spin_wait(round);
+                round += 1;
+                continue;
+            }
+            if State::settled(word) {
+                return true;
+            }
+            if self.state.try_begin_revive(word).is_err() {
+                continue;
+            }
+            if self.revive() {
+                self.state.revived();
+                arena.note_revived(self.cost);
+                return true;
+            }
+            self.state.revive_failed();
+            arena.note_kernel_discard(self);
+            return false;
+        }
+    }
+
+    /// Swaps every cookie back; `false` if a page was taken by the kernel.
+    fn revive(&self) -> bool {
+        let saved = self.saved.load(Relaxed);
+        let pages = self.cost / os::page_size();
+        (0..pages).all(|i| {
+            // SAFETY: we hold REVIVING (state INV-6); `saved` was filled by
+            // the offer before its Release, which our CAS acquired.
+            unsafe { first_word(self.data, i).compare_exchange(COOKIE, *saved.add(i), Relaxed, Relaxed).is_ok() }
+        })
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::handle::arena::Wake;
+
+    fn arena() -> Arena {
+        Arena::with_mode(usize::MAX, Arc::new(Wake::default()), true)
+    }
+
+    /// A header over a fresh span of `pages` pages filled with `byte`.
+    fn header(arena: &Arena, pages: usize, byte: u8) -> Box<Header> {
+        let page = os::page_size();
+        let block = arena.store.alloc(pages * page, 8, false).unwrap();
+        // SAFETY: a fresh span of `pages` pages, ours.
+        unsafe { block.ptr.as_ptr().write_bytes(byte, pages * page) };
+        Box::new(Header::new(block.ptr, block.loc, block.cost))
+    }
+
+    fn bytes(h: &Header) -> &[u8] {
+        // SAFETY: the caller holds a pin, so the span is alive and intact.
+        unsafe { core::slice::from_raw_parts(h.data.as_ptr(), h.cost) }
+    }
+
+    #[test]
+    fn offered_pages_come_back_intact() {
+        let arena = arena();
+        let h = header(&arena, 4, 0x5a);
+        assert!(h.offer());
+        assert!(h.state.load().is_offered());
+        assert!(!h.offer(), "already offered");
+        assert!(!h.state.pin_fast());
+        assert!(h.pin_slow(&arena), "nothing reclaimed the pages: revival succeeds");
+        assert!(bytes(&h).iter().all(|&b| b == 0x5a), "cookies swapped back");
+        h.state.unpin();
+        assert_eq!(arena.counters.revivals.load(Relaxed), 1);
+        assert!(h.state.pin(), "settled again: the fast path works");
+        h.state.unpin();
+        // Tidy up like a dropped owner.
+        assert_eq!(h.state.mark_dropped(), super::super::state::Dropped::OwnsBytes);
+        // SAFETY: we won the drop; nobody uses the bytes.
+        unsafe { arena.store.free(h.data, h.loc, crate::page_heap::Release::Now) };
+    }
+
+    #[test]
+    fn a_page_the_kernel_took_discards_the_allocation() {
+        let arena = arena();
+        let h = header(&arena, 3, 0x77);
+        assert!(h.offer());
+        // What the kernel does under pressure: drop one offered page.
+        // SAFETY: the middle page of the offered span; nobody pins it.
+        unsafe { os::discard(NonNull::new_unchecked(h.data.as_ptr().add(os::page_size())), os::page_size()) }.unwrap();
+        assert!(!h.state.pin_fast());
+        assert!(!h.pin_slow(&arena), "a taken page makes the whole allocation discarded");
+        let s = h.state.load();
+        assert!(s.is_discarded() && !s.is_offered() && s.pins() == 0);
+        assert_eq!(arena.counters.kernel_discards.load(Relaxed), 1);
+        assert_eq!(arena.counters.discarded_count.load(Relaxed), 1);
+        assert!(!h.state.pin(), "once discarded, always discarded");
+        assert_eq!(h.state.mark_dropped(), super::super::state::Dropped::AlreadyDiscarded);
+    }
+
+    #[test]
+    fn two_pinners_revive_once() {
+        let arena = Arc::new(arena());
+        let h: Arc<Header> = Arc::from(header(&arena, 8, 0x33));
+        for _ in 0..200 {
+            assert!(h.offer());
+            let pinners: Vec<_> = (0..2)
+                .map(|_| {
+                    let (arena, h) = (Arc::clone(&arena), Arc::clone(&h));
+                    std::thread::spawn(move || {
+                        let ok = h.state.pin_fast() || h.pin_slow(&arena);
+                        assert!(ok, "no page was taken, so both pins succeed");
+                        assert!(bytes(&h).iter().all(|&b| b == 0x33), "a pinner saw a cookie");
+                        h.state.unpin();
+                    })
+                })
+                .collect();
+            for p in pinners {
+                p.join().unwrap();
+            }
+            assert!(!h.state.load().is_offered());
+        }
+        assert_eq!(arena.counters.revivals.load(Relaxed), 200, "exactly one reviver per offer");
+        assert_eq!(arena.counters.kernel_discards.load(Relaxed), 0);
+        h.state.mark_dropped();
+        // SAFETY: we won the drop; nobody uses the bytes.
+        unsafe { arena.store.free(h.data, h.loc, crate::page_heap::Release::Now) };
+    }
+
+    #[test]
+    fn small_slots_are_never_offered() {
+        let arena = arena();
+        let block = arena.store.alloc(64, 8, true).unwrap();
+        let h = Header::new(block.ptr, block.loc, block.cost);
+        assert!(!h.offer());
+        h.state.mark_dropped();
+        // SAFETY: we won the drop; nobody uses the bytes.
+        unsafe { arena.store.free(h.data, h.loc, crate::page_heap::Release::Now) };
+    }
+}
