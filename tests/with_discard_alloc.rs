@@ -1,4 +1,4 @@
-//! The same tests as `tests/{bytes_prop,manager,rss,stress}.rs`, compiled into a second binary whose
+//! The same tests as `tests/{bytes_prop,fork,lazy,manager,rss,stress}.rs`, compiled into a second binary whose
 //! global allocator is `DiscardAlloc`: strong and discardable memory from one arena. The test
 //! counts of the two runs are equal by construction.
 
@@ -7,6 +7,12 @@ static A: discardable::DiscardAlloc = discardable::DiscardAlloc::new();
 
 #[path = "bytes_prop.rs"]
 mod bytes_prop;
+
+#[path = "fork.rs"]
+mod fork;
+
+#[path = "lazy.rs"]
+mod lazy;
 
 #[path = "manager.rs"]
 mod manager;

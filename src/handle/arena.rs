@@ -208,7 +208,9 @@ impl Drop for Arena {
 pub struct Wake {
     pending: core::sync::atomic::AtomicBool,
     shutdown: core::sync::atomic::AtomicBool,
-    fd: Option<std::os::fd::OwnedFd>,
+    /// The eventfd, or -1. Replaced only by [`Wake::renew`] in a forked child
+    /// before its new manager thread starts.
+    fd: core::sync::atomic::AtomicI32,
 }
 
 impl Default for Wake {
@@ -216,7 +218,17 @@ impl Default for Wake {
         Self {
             pending: core::sync::atomic::AtomicBool::new(false),
             shutdown: core::sync::atomic::AtomicBool::new(false),
-            fd: None,
+            fd: core::sync::atomic::AtomicI32::new(-1),
+        }
+    }
+}
+
+impl Drop for Wake {
+    fn drop(&mut self) {
+        let fd = *self.fd.get_mut();
+        if fd >= 0 {
+            // SAFETY: the eventfd is owned by this hook and closed once, here.
+            drop(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
         }
     }
 }
@@ -224,19 +236,40 @@ impl Default for Wake {
 impl Wake {
     /// A wake hook backed by a fresh eventfd.
     pub(crate) fn new() -> Result<Self, crate::os::OsError> {
-        Ok(Self { fd: Some(crate::os::eventfd()?), ..Self::default() })
+        let wake = Self::default();
+        wake.fd
+            .store(std::os::fd::IntoRawFd::into_raw_fd(crate::os::eventfd()?), core::sync::atomic::Ordering::Release);
+        Ok(wake)
+    }
+
+    /// In a forked child: a fresh eventfd of its own (the inherited one is
+    /// shared with the parent's manager). Call before the child's manager
+    /// thread starts.
+    pub(crate) fn renew(&self) -> Result<(), crate::os::OsError> {
+        use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+        let fresh = crate::os::eventfd()?.into_raw_fd();
+        let old = self.fd.swap(fresh, core::sync::atomic::Ordering::AcqRel);
+        if old >= 0 {
+            // SAFETY: the child's copy of the inherited eventfd is ours to
+            // close; no thread of the child polls it (the parent's manager
+            // thread does not exist here).
+            drop(unsafe { OwnedFd::from_raw_fd(old) });
+        }
+        self.shutdown.store(false, core::sync::atomic::Ordering::Release);
+        Ok(())
     }
 
     /// The eventfd the manager polls (`None` for the flag-only default).
     pub(crate) fn fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
-        use std::os::fd::AsFd;
-        self.fd.as_ref().map(|fd| fd.as_fd())
+        let fd = self.raw_fd();
+        // SAFETY: the fd stays open while `self` lives; it is replaced only
+        // by `renew`, before the thread that polls it exists.
+        (fd >= 0).then(|| unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) })
     }
 
     /// The raw eventfd (-1 without one), for the allocator's direct reclaim.
     pub(crate) fn raw_fd(&self) -> i32 {
-        use std::os::fd::AsRawFd;
-        self.fd.as_ref().map_or(-1, |fd| fd.as_raw_fd())
+        self.fd.load(core::sync::atomic::Ordering::Acquire)
     }
 
     /// Asks the manager for a pass. Cheap when a request is already pending.

@@ -15,6 +15,7 @@
 
 pub(crate) mod arena;
 mod bytes;
+pub(crate) mod fork;
 pub(crate) mod header;
 mod lazy;
 pub(crate) mod state;

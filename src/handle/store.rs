@@ -132,6 +132,7 @@ impl Store {
         }
         let class = class_of(size);
         let slot_size = class_size(class);
+        let _gate = super::fork::enter();
         let mut slots = self.slots.lock();
         let id = match slots.partial[class].last() {
             Some(&id) => id,
@@ -188,6 +189,7 @@ impl Store {
             // SAFETY: forwarded from the caller's contract.
             Loc::Span => drop(unsafe { self.heap.free_span(ptr, release) }),
             Loc::Slot { page, slot } => {
+                let _gate = super::fork::enter();
                 let mut slots = self.slots.lock();
                 let sp = slots.pages[page as usize].as_mut().expect("slot page is live");
                 let class = sp.class as usize;

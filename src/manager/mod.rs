@@ -32,6 +32,7 @@ pub use self::builder::{ManagerBuilder, ReclaimMode};
 pub use self::stats::Stats;
 use self::table::Table;
 use crate::handle::arena::{Arena, Wake};
+use crate::handle::fork;
 use crate::handle::header::Header;
 use crate::sync::{AtomicUsize, Mutex, Ordering::Relaxed};
 
@@ -82,6 +83,13 @@ pub(crate) struct Core {
     /// Lazy mode: how long an allocation stays unpinned before it is
     /// offered (`None`: managed mode).
     lazy_delay: Option<Duration>,
+    /// What the pressure layer is discovered with (again after a fork).
+    pressure: PressureConfig,
+    /// The process limit when this is the global manager with direct
+    /// reclaim installed.
+    direct_limit: parking_lot::Mutex<Option<usize>>,
+    /// The fork generation the manager thread was spawned in.
+    thread_gen: std::sync::atomic::AtomicU64,
 }
 
 const SIGNALS: usize = Signal::ALL.len();
@@ -132,6 +140,7 @@ impl Manager {
         if let Some(limit) = process_limit {
             // The global manager lives for the whole process, so its eventfd
             // stays valid for the allocator's direct reclaim.
+            *installed.inner.core.direct_limit.lock() = Some(limit);
             crate::alloc::install_direct_reclaim(limit, installed.inner.arena.wake.raw_fd());
         }
         Ok(installed)
@@ -150,30 +159,51 @@ impl Manager {
             signal_reclaims: [const { std::sync::atomic::AtomicU64::new(0) }; SIGNALS],
             reports: parking_lot::Mutex::new(Vec::new()),
             lazy_delay: (builder.mode == ReclaimMode::Lazy).then_some(builder.lazy_delay),
+            pressure: PressureConfig {
+                process_limit: builder.process_limit,
+                watermarks: builder.watermarks,
+                ..PressureConfig::default()
+            },
+            direct_limit: parking_lot::Mutex::new(None),
+            thread_gen: std::sync::atomic::AtomicU64::new(fork::generation()),
         });
-        let pressure = Pressure::discover(PressureConfig {
-            process_limit: builder.process_limit,
-            watermarks: builder.watermarks,
-            ..PressureConfig::default()
-        });
-        *core.reports.lock() = pressure.reports();
-        let weak = Arc::downgrade(&arena);
-        let thread_core = Arc::clone(&core);
-        std::thread::Builder::new()
-            .name("discardable-manager".into())
-            .spawn(move || run(weak, thread_core, wake, pressure))
-            .map_err(crate::Error::Spawn)?;
+        fork::install();
+        spawn(&arena, &core)?;
         Ok(Manager { inner: Arc::new(Inner { arena, core }) })
     }
 
+    /// The arena, after making sure the manager thread runs in this process
+    /// (a forked child restarts it here, on first use).
     pub(crate) fn arena(&self) -> &Arc<Arena> {
+        self.ensure_thread();
         &self.inner.arena
+    }
+
+    /// Restarts the manager thread in a forked child: the parent's thread
+    /// does not exist there. Exactly one caller wins the restart.
+    fn ensure_thread(&self) {
+        let core = &self.inner.core;
+        let now = fork::generation();
+        let seen = core.thread_gen.load(Relaxed);
+        if seen == now || core.thread_gen.compare_exchange(seen, now, Relaxed, Relaxed).is_err() {
+            return;
+        }
+        let arena = &self.inner.arena;
+        if arena.wake.renew().is_err() {
+            return; // no eventfd: the child runs without a manager thread
+        }
+        if let Some(limit) = *core.direct_limit.lock() {
+            crate::alloc::install_direct_reclaim(limit, arena.wake.raw_fd());
+        }
+        let _ = spawn(arena, core);
     }
 
     /// Synchronously discards unpinned allocations in policy order until at
     /// least `bytes` were freed or nothing unpinned is left. Returns the
     /// bytes the discarded allocations occupied (their cost).
     pub fn reclaim(&self, bytes: usize) -> usize {
+        self.ensure_thread();
+        let _gate = fork::enter();
         let local = self.inner.core.collector.register();
         let freed = self.inner.core.reclaim(&self.inner.arena, &local, bytes);
         self.inner.core.note_limit(&self.inner.arena);
@@ -188,6 +218,7 @@ impl Manager {
 
     /// A snapshot of the manager's counters.
     pub fn stats(&self) -> Stats {
+        self.ensure_thread();
         let c = &self.inner.arena.counters;
         let core = &self.inner.core;
         let mut signal_reclaims = [0; SIGNALS];
@@ -292,6 +323,21 @@ impl Core {
     }
 }
 
+/// Spawns the manager thread for `arena` (with a fresh look at the
+/// pressure signals).
+fn spawn(arena: &Arc<Arena>, core: &Arc<Core>) -> Result<(), crate::Error> {
+    let pressure = Pressure::discover(core.pressure.clone());
+    *core.reports.lock() = pressure.reports();
+    let weak = Arc::downgrade(arena);
+    let thread_core = Arc::clone(core);
+    let wake = Arc::clone(&arena.wake);
+    std::thread::Builder::new()
+        .name("discardable-manager".into())
+        .spawn(move || run(weak, thread_core, wake, pressure))
+        .map(drop)
+        .map_err(crate::Error::Spawn)
+}
+
 /// The manager thread's body: wait for a wake-up, a kernel notification or
 /// the poll interval; sample; reclaim; repeat.
 fn run(arena: Weak<Arena>, core: Arc<Core>, wake: Arc<Wake>, mut pressure: Pressure) {
@@ -312,8 +358,10 @@ fn run(arena: Weak<Arena>, core: Arc<Core>, wake: Arc<Wake>, mut pressure: Press
         }
         wake.take();
         let Some(arena) = arena.upgrade() else { break };
+        let gate = fork::enter();
         let (reading, unoffered) = core.run_once(&arena, &local, &mut pressure);
         let over = core.note_limit(&arena) > 0;
+        drop(gate);
         drop(arena);
         crate::alloc::direct_reclaim_done();
         retry = over.then(|| retry.map_or(RETRY_MIN, |r| (r * 2).min(RETRY_MAX)));
