@@ -1,4 +1,4 @@
-//! The same tests as `tests/{bytes_prop,fork,lazy,manager,rss,stress}.rs`, compiled into a second binary whose
+//! The same tests as `tests/{bytes_prop,fork,lazy,lock_pages,manager,rss,stress}.rs`, compiled into a second binary whose
 //! global allocator is `DiscardAlloc`: strong and discardable memory from one arena. The test
 //! counts of the two runs are equal by construction.
 
@@ -13,6 +13,9 @@ mod fork;
 
 #[path = "lazy.rs"]
 mod lazy;
+
+#[path = "lock_pages.rs"]
+mod lock_pages;
 
 #[path = "manager.rs"]
 mod manager;

@@ -68,8 +68,14 @@ impl Arena {
 
     /// An arena in managed (`lazy == false`) or lazy reclaim mode.
     pub(crate) fn with_mode(limit: usize, wake: std::sync::Arc<Wake>, lazy: bool) -> Self {
+        Self::configured(limit, wake, lazy, false)
+    }
+
+    /// An arena in the given reclaim mode, locking its pages in memory when
+    /// `lock_pages` is set.
+    pub(crate) fn configured(limit: usize, wake: std::sync::Arc<Wake>, lazy: bool, lock_pages: bool) -> Self {
         Self {
-            store: Store::new(page_heap::global()),
+            store: Store::with_locking(page_heap::global(), lock_pages),
             intake: AtomicPtr::new(ptr::null_mut()),
             counters: Counters::default(),
             limit: AtomicUsize::new(limit),

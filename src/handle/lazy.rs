@@ -45,7 +45,7 @@ unsafe fn first_word<'a>(data: NonNull<u8>, i: usize) -> &'a AtomicU64 {
 impl Header {
     /// Whether this allocation may be offered (it owns whole pages).
     pub(crate) fn offerable(&self) -> bool {
-        self.loc == Loc::Span && self.cost != 0
+        self.loc == Loc::Span && self.cost != 0 // locked spans cannot be MADV_FREEd
     }
 
     /// Offers the pages to the kernel if the allocation is unpinned and

@@ -34,6 +34,9 @@ pub enum Loc {
     Empty,
     /// A span of the page heap starting at the data pointer.
     Span,
+    /// A span locked in memory with `mlock` (managed mode with
+    /// `lock_pages`), unlocked before it is discarded or freed.
+    LockedSpan,
     /// A slot on a shared page.
     Slot {
         /// The slot page's index in the store.
@@ -81,6 +84,8 @@ fn class_size(class: usize) -> usize {
 #[derive(Debug)]
 struct SlotPage {
     base: NonNull<u8>,
+    /// Whether `mlock` succeeded on the page.
+    locked: bool,
     class: u8,
     used: u16,
     capacity: u16,
@@ -105,12 +110,51 @@ unsafe impl Send for Slots {}
 pub(crate) struct Store {
     heap: &'static PageHeap,
     slots: Mutex<Slots>,
+    /// Lock discardable pages in memory (`mlock`) so they are dropped, not
+    /// swapped.
+    lock_pages: bool,
+    /// Bytes currently locked.
+    pub(crate) locked_bytes: core::sync::atomic::AtomicUsize,
+    /// `mlock` calls the OS refused (typically `RLIMIT_MEMLOCK`).
+    pub(crate) lock_refusals: core::sync::atomic::AtomicU64,
 }
 
 impl Store {
-    /// A store drawing pages from `heap`.
-    pub(crate) fn new(heap: &'static PageHeap) -> Self {
-        Self { heap, slots: Mutex::new(Slots::default()) }
+    /// A store drawing pages from `heap`, locking them in memory when
+    /// `lock_pages` is set.
+    pub(crate) fn with_locking(heap: &'static PageHeap, lock_pages: bool) -> Self {
+        Self {
+            heap,
+            slots: Mutex::new(Slots::default()),
+            lock_pages,
+            locked_bytes: core::sync::atomic::AtomicUsize::new(0),
+            lock_refusals: core::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Tries to lock `[ptr, ptr + len)` if this store locks pages; returns
+    /// whether the pages are now locked.
+    fn lock(&self, ptr: NonNull<u8>, len: usize) -> bool {
+        if !self.lock_pages {
+            return false;
+        }
+        // SAFETY: the range is a span or slot page this store just took from
+        // the page heap.
+        if unsafe { crate::os::lock(ptr, len) }.is_ok() {
+            self.locked_bytes.fetch_add(len, core::sync::atomic::Ordering::Relaxed);
+            true
+        } else {
+            self.lock_refusals.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+            false
+        }
+    }
+
+    /// Unlocks `[ptr, ptr + len)` before it is discarded or freed (locked
+    /// pages cannot be `MADV_DONTNEED`ed).
+    fn unlock(&self, ptr: NonNull<u8>, len: usize) {
+        // SAFETY: the range is a locked span or slot page of this store.
+        unsafe { crate::os::unlock(ptr, len) };
+        self.locked_bytes.fetch_sub(len, core::sync::atomic::Ordering::Relaxed);
     }
 
     /// Allocates `size` bytes aligned to `align`. With `zeroed` the bytes read
@@ -128,7 +172,8 @@ impl Store {
         if size > SMALL_MAX || align > SLOT_ALIGN {
             let pages = size.div_ceil(page);
             let ptr = self.heap.alloc_span(pages, zeroed)?;
-            return Ok(Block { ptr, loc: Loc::Span, cost: pages * page });
+            let loc = if self.lock(ptr, pages * page) { Loc::LockedSpan } else { Loc::Span };
+            return Ok(Block { ptr, loc, cost: pages * page });
         }
         let class = class_of(size);
         let slot_size = class_size(class);
@@ -143,7 +188,8 @@ impl Store {
                 for i in 0..capacity {
                     free[i / 64] |= 1 << (i % 64);
                 }
-                let sp = SlotPage { base, class: class as u8, used: 0, capacity: capacity as u16, free };
+                let locked = self.lock(base, page);
+                let sp = SlotPage { base, locked, class: class as u8, used: 0, capacity: capacity as u16, free };
                 let id = match slots.vacant.pop() {
                     Some(id) => {
                         slots.pages[id as usize] = Some(sp);
@@ -188,6 +234,13 @@ impl Store {
             Loc::Empty => {}
             // SAFETY: forwarded from the caller's contract.
             Loc::Span => drop(unsafe { self.heap.free_span(ptr, release) }),
+            Loc::LockedSpan => {
+                // SAFETY: forwarded from the caller's contract: a live span.
+                let bytes = unsafe { self.heap.span_bytes(ptr) };
+                self.unlock(ptr, bytes);
+                // SAFETY: as above.
+                unsafe { self.heap.free_span(ptr, release) };
+            }
             Loc::Slot { page, slot } => {
                 let _gate = super::fork::enter();
                 let mut slots = self.slots.lock();
@@ -199,7 +252,7 @@ impl Store {
                 let was_full = sp.used == sp.capacity;
                 sp.used -= 1;
                 if sp.used == 0 {
-                    let base = sp.base;
+                    let (base, locked) = (sp.base, sp.locked);
                     slots.pages[page as usize] = None;
                     slots.vacant.push(page);
                     let list = &mut slots.partial[class];
@@ -207,6 +260,9 @@ impl Store {
                         list.swap_remove(i);
                     }
                     drop(slots);
+                    if locked {
+                        self.unlock(base, self.heap.page_size());
+                    }
                     // SAFETY: every slot of the page is free, so nobody uses
                     // its bytes; it came from `alloc_span` in `alloc`.
                     unsafe { self.heap.free_span(base, Release::Now) };
@@ -248,7 +304,7 @@ mod tests {
 
     #[test]
     fn slots_share_pages_and_pages_go_back_when_empty() {
-        let store = Store::new(page_heap::global());
+        let store = Store::with_locking(page_heap::global(), false);
         let page = page_heap::global().page_size();
         let blocks: Vec<Block> = (0..(page / 64) * 2).map(|_| store.alloc(64, 8, true).unwrap()).collect();
         let pages: std::collections::HashSet<usize> = blocks.iter().map(|b| b.ptr.as_ptr() as usize / page).collect();
@@ -272,7 +328,7 @@ mod tests {
 
     #[test]
     fn large_and_aligned_requests_get_spans() {
-        let store = Store::new(page_heap::global());
+        let store = Store::with_locking(page_heap::global(), false);
         let page = page_heap::global().page_size();
         let b = store.alloc(SMALL_MAX + 1, 8, false).unwrap();
         assert_eq!((b.loc, b.cost), (Loc::Span, page));

@@ -49,6 +49,7 @@ pub struct ManagerBuilder {
     pub(super) watermarks: Watermarks,
     pub(super) mode: ReclaimMode,
     pub(super) lazy_delay: Duration,
+    pub(super) lock_pages: bool,
 }
 
 impl Default for ManagerBuilder {
@@ -60,6 +61,7 @@ impl Default for ManagerBuilder {
             watermarks: Watermarks::default(),
             mode: ReclaimMode::default(),
             lazy_delay: LAZY_DELAY,
+            lock_pages: false,
         }
     }
 }
@@ -116,6 +118,17 @@ impl ManagerBuilder {
     /// 2 ms).
     pub fn lazy_delay(mut self, delay: Duration) -> Self {
         self.lazy_delay = delay.max(Duration::from_millis(2));
+        self
+    }
+
+    /// Managed mode on hosts with swap: lock discardable pages in memory
+    /// (`mlock`, within `RLIMIT_MEMLOCK`) so they are dropped by the manager,
+    /// never written to swap. Pages are unlocked before they are discarded.
+    /// Refusals are counted in [`Stats::lock_refusals`](crate::Stats::lock_refusals)
+    /// (those pages stay swappable); never an error. Locked spans are not
+    /// offered in lazy mode.
+    pub fn lock_pages(mut self, lock: bool) -> Self {
+        self.lock_pages = lock;
         self
     }
 

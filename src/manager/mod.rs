@@ -148,7 +148,12 @@ impl Manager {
 
     pub(crate) fn start(builder: &ManagerBuilder, limit: usize) -> Result<Manager, crate::Error> {
         let wake = Arc::new(Wake::new()?);
-        let arena = Arc::new(Arena::with_mode(limit, Arc::clone(&wake), builder.mode == ReclaimMode::Lazy));
+        let arena = Arc::new(Arena::configured(
+            limit,
+            Arc::clone(&wake),
+            builder.mode == ReclaimMode::Lazy,
+            builder.lock_pages,
+        ));
         let core = Arc::new(Core {
             table: Mutex::new(Table::new(builder.policy)),
             collector: Collector::new(),
@@ -240,6 +245,8 @@ impl Manager {
             offers: c.offers.load(Relaxed),
             revivals: c.revivals.load(Relaxed),
             kernel_discards: c.kernel_discards.load(Relaxed),
+            locked_bytes: self.inner.arena.store.locked_bytes.load(Relaxed),
+            lock_refusals: self.inner.arena.store.lock_refusals.load(Relaxed),
         }
     }
 }

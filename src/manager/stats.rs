@@ -44,6 +44,11 @@ pub struct Stats {
     /// Lazy mode: offered allocations whose pages the kernel took (also
     /// counted in `discarded_count`).
     pub kernel_discards: u64,
+    /// `lock_pages`: discardable bytes locked in memory now.
+    pub locked_bytes: usize,
+    /// `lock_pages`: `mlock` calls the OS refused (`RLIMIT_MEMLOCK`); those
+    /// pages stay swappable.
+    pub lock_refusals: u64,
 }
 
 impl Stats {

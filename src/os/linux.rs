@@ -179,3 +179,30 @@ pub(crate) unsafe fn offer(ptr: NonNull<u8>, len: usize) -> Result<(), OsError> 
         Err(last_error("madvise(MADV_FREE)"))
     }
 }
+
+/// Locks `[ptr, ptr + len)` in memory (`mlock`), so its pages are never
+/// swapped out; fails beyond `RLIMIT_MEMLOCK` without privilege.
+///
+/// # Safety
+///
+/// The range must be page aligned and mapped by this module.
+///
+/// References: [mlock(2)](https://man7.org/linux/man-pages/man2/mlock.2.html).
+pub(crate) unsafe fn lock(ptr: NonNull<u8>, len: usize) -> Result<(), OsError> {
+    // SAFETY: the caller guarantees the range is ours; mlock only pins it.
+    if unsafe { libc::mlock(ptr.as_ptr().cast(), len) } == 0 {
+        Ok(())
+    } else {
+        Err(last_error("mlock"))
+    }
+}
+
+/// Unlocks `[ptr, ptr + len)` (`munlock`); harmless on unlocked pages.
+///
+/// # Safety
+///
+/// The range must be page aligned and mapped by this module.
+pub(crate) unsafe fn unlock(ptr: NonNull<u8>, len: usize) {
+    // SAFETY: the caller guarantees the range is ours.
+    let _ = unsafe { libc::munlock(ptr.as_ptr().cast(), len) };
+}
