@@ -58,6 +58,12 @@ pub use manager::{Manager, ManagerBuilder, ReclaimMode, Stats};
 pub use policy::Policy;
 pub use pressure::{PressureError, Signal, SignalReport, Watermarks};
 
+/// Fault injection for tests (feature `fault-injection`): make system calls
+/// fail on purpose. Not part of the stable API.
+#[cfg(feature = "fault-injection")]
+#[doc(hidden)]
+pub use os::faults as __faults;
+
 /// Under `--cfg discardable_test_alloc` the crate's own unit tests run with
 /// `DiscardAlloc` as the global allocator (the CI runs them both ways).
 #[cfg(all(test, discardable_test_alloc))]
@@ -81,4 +87,71 @@ pub mod __loom {
     pub use crate::handle::state::{Dropped, Snapshot, State};
     pub use crate::handle::store::{Block, Loc};
     pub use crate::manager::table::{Scan, Table};
+}
+
+/// Internals for the fuzz targets in `fuzz/` only (cargo-fuzz builds with
+/// `--cfg fuzzing`); not an API.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod __fuzz {
+    use crate::policy::{self, Replacement};
+    use crate::Policy;
+
+    /// The page size the page heap measures spans in.
+    pub fn page_size() -> usize {
+        crate::page_heap::global().page_size()
+    }
+
+    /// Gives every retained page of the global page heap back to the OS
+    /// now (what the allocator's purge timer does once frees go quiet).
+    pub fn purge() {
+        crate::page_heap::global().purge();
+    }
+
+    /// Frees the abandoned class spans that became empty (what the purge
+    /// timer does on every tick).
+    pub fn sweep_abandoned() {
+        crate::alloc::heap::sweep_abandoned();
+    }
+
+    /// A replacement policy as the manager builds it (`policy::build`),
+    /// behind the `Replacement` trait's methods.
+    pub struct Replacer(Box<dyn Replacement>);
+
+    impl core::fmt::Debug for Replacer {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            f.debug_struct("Replacer").field("len", &self.0.len()).finish()
+        }
+    }
+
+    impl Replacer {
+        /// The implementation of `policy`.
+        pub fn new(policy: Policy) -> Self {
+            Self(policy::build(policy))
+        }
+        /// `Replacement::insert`.
+        pub fn insert(&mut self, id: u32, cost: usize) {
+            self.0.insert(id, cost);
+        }
+        /// `Replacement::access`.
+        pub fn access(&mut self, id: u32, count: u32) {
+            self.0.access(id, count);
+        }
+        /// `Replacement::remove`.
+        pub fn remove(&mut self, id: u32) {
+            self.0.remove(id);
+        }
+        /// `Replacement::victim`.
+        pub fn victim(&mut self, claim: &mut dyn FnMut(u32) -> bool) -> Option<u32> {
+            self.0.victim(claim)
+        }
+        /// `Replacement::len`.
+        pub fn len(&self) -> usize {
+            self.0.len()
+        }
+        /// Whether `len() == 0`.
+        pub fn is_empty(&self) -> bool {
+            self.0.len() == 0
+        }
+    }
 }

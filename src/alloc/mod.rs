@@ -26,7 +26,7 @@
 //!   allocator lock before the fork and release them in both processes.
 
 mod direct;
-mod heap;
+pub(crate) mod heap;
 mod purge;
 mod size_class;
 mod span;

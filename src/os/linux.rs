@@ -75,6 +75,10 @@ pub(crate) fn map_aligned(len: usize, align: usize) -> Result<NonNull<u8>, OsErr
 /// Maps `len` bytes (a non-zero multiple of the page size) of zero-filled
 /// private anonymous memory, page aligned.
 fn map(len: usize) -> Result<NonNull<u8>, OsError> {
+    #[cfg(feature = "fault-injection")]
+    if super::faults::take(super::faults::Fault::Map) {
+        return Err(OsError { op: "mmap", errno: libc::ENOMEM });
+    }
     // SAFETY: an anonymous private mapping with a null hint touches no
     // existing memory; the kernel picks the address.
     let ptr = unsafe {
@@ -119,6 +123,10 @@ pub(crate) unsafe fn unmap(ptr: NonNull<u8>, len: usize) {
 ///
 /// References: [madvise(2)](https://man7.org/linux/man-pages/man2/madvise.2.html).
 pub(crate) unsafe fn discard(ptr: NonNull<u8>, len: usize) -> Result<(), OsError> {
+    #[cfg(feature = "fault-injection")]
+    if super::faults::take(super::faults::Fault::Advise) {
+        return Err(OsError { op: "madvise(MADV_DONTNEED)", errno: libc::EINVAL });
+    }
     // SAFETY: the caller guarantees the range is ours and its contents dead.
     let rc = unsafe { libc::madvise(ptr.as_ptr().cast(), len, libc::MADV_DONTNEED) };
     if rc == 0 {
@@ -132,6 +140,10 @@ pub(crate) unsafe fn discard(ptr: NonNull<u8>, len: usize) -> Result<(), OsError
 /// `open`/`read`/`close` (no heap, no buffering) and returns how many bytes
 /// were read. Meant for small `/proc` and `/sys` files.
 pub(crate) fn read_file(path: &CStr, buf: &mut [u8]) -> Result<usize, OsError> {
+    #[cfg(feature = "fault-injection")]
+    if super::faults::take(super::faults::Fault::Read) {
+        return Err(OsError { op: "open", errno: libc::EACCES });
+    }
     // SAFETY: `path` is a valid NUL-terminated string for the duration of the
     // call.
     let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
@@ -171,6 +183,10 @@ pub(crate) fn read_file(path: &CStr, buf: &mut [u8]) -> Result<usize, OsError> {
 ///
 /// References: [madvise(2)](https://man7.org/linux/man-pages/man2/madvise.2.html).
 pub(crate) unsafe fn offer(ptr: NonNull<u8>, len: usize) -> Result<(), OsError> {
+    #[cfg(feature = "fault-injection")]
+    if super::faults::take(super::faults::Fault::Advise) {
+        return Err(OsError { op: "madvise(MADV_FREE)", errno: libc::EINVAL });
+    }
     // SAFETY: the caller guarantees the range is ours and accepts zeroing.
     let rc = unsafe { libc::madvise(ptr.as_ptr().cast(), len, libc::MADV_FREE) };
     if rc == 0 {

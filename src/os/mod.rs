@@ -11,6 +11,8 @@
 //! `pressure`).
 
 mod events;
+#[cfg(feature = "fault-injection")]
+pub mod faults;
 mod linux;
 mod thread;
 

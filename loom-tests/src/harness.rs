@@ -1,0 +1,34 @@
+//! Runs one model under loom and reports how much it explored.
+
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Checks `model` under loom with at most `bound` preemptions per execution,
+/// unless `LOOM_MAX_PREEMPTIONS` is set (it then wins, as in plain
+/// `loom::model`). Prints the number of executions explored and the time
+/// taken on stderr (shown with `--nocapture`).
+///
+/// The counter is a `std` atomic on purpose: loom must not see it.
+pub fn check<F>(name: &str, bound: usize, model: F)
+where
+    F: Fn() + Sync + Send + 'static,
+{
+    let mut builder = loom::model::Builder::new();
+    if builder.preemption_bound.is_none() {
+        builder.preemption_bound = Some(bound);
+    }
+    let executions = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&executions);
+    let start = Instant::now();
+    builder.check(move || {
+        counter.fetch_add(1, Relaxed);
+        model();
+    });
+    eprintln!(
+        "loom model `{name}`: {} executions, preemption bound {:?}, {:.2?}",
+        executions.load(Relaxed),
+        builder.preemption_bound,
+        start.elapsed()
+    );
+}

@@ -1,0 +1,7 @@
+//! Header lifetime under loom: the owner's drop racing the manager's scan.
+#![cfg(loom)]
+
+#[test]
+fn last_handle_dropped_while_the_manager_scans() {
+    loom_tests::table::last_handle_dropped_while_the_manager_scans();
+}
