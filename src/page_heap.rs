@@ -45,7 +45,7 @@ const WORDS: usize = MAX_PAGES / 64;
 pub(crate) const SLICE_SIZE: usize = 64 << 10;
 const SLICES: usize = SEGMENT_SIZE / SLICE_SIZE;
 /// Default bound on retained (free but committed) bytes.
-const DEFAULT_RETAIN: usize = 8 << 20;
+const DEFAULT_RETAIN: usize = 64 << 20;
 
 /// How a freed span's pages are treated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

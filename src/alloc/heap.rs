@@ -120,31 +120,39 @@ pub(crate) unsafe fn free(span: *mut Span, ptr: *mut u8) {
             (*block).next = (*span).free;
             (*span).free = block;
             (*span).used -= 1;
-            if (*span).used == 0 || (*span).state.load(Relaxed) != span::ACTIVE {
+            if (*span).used == 0 || kind(span, Relaxed) != span::ACTIVE {
                 Heap::after_local_free(heap, span);
             }
             return;
         }
-        let pending = Span::push_remote(span, block);
-        if (*span).state.load(SeqCst) == span::PARKED {
-            remote_free_to_parked(span, pending);
+        Span::push_remote(span, block);
+        let state = (*span).state.load(SeqCst);
+        if state & span::KIND == span::PARKED {
+            remote_free_to_parked(span, state);
         }
     }
 }
 
-/// A remote free hit a parked span: steal it if this free emptied it,
-/// and tell the owner either way.
+/// A remote free hit a parked span: steal it if the span is now empty and
+/// was parked a while ago, and tell the owner either way.
 ///
 /// # Safety
 ///
 /// `span` is a live class span whose block we just pushed.
 #[cold]
-unsafe fn remote_free_to_parked(span: *mut Span, pending: u32) {
+unsafe fn remote_free_to_parked(span: *mut Span, parked: u32) {
     // SAFETY: the span is live until released, which needs the owner to
     // see `full_pending` or STOLEN, both after this function's writes.
     unsafe {
-        if pending == (*span).parked_used.load(Acquire)
-            && (*span).state.compare_exchange(span::PARKED, span::STOLEN, AcqRel, Relaxed).is_ok()
+        // `parked_used` and `parked_at` were written before the SeqCst store
+        // of `parked`, which our load of it acquired. The pending count is
+        // read now, after that load: a count from before a re-park could be
+        // stale, but then the epoch in `parked` no longer matches and the
+        // CAS fails (span INV-4).
+        let empty = (*span).remote_pending.load(Acquire) == (*span).parked_used.load(Acquire);
+        if empty
+            && os::now_ns().saturating_sub((*span).parked_at.load(Relaxed)) >= span::STEAL_AFTER_NS
+            && (*span).state.compare_exchange(parked, (parked & !span::KIND) | span::STOLEN, AcqRel, Relaxed).is_ok()
         {
             // Every block is free (span INV-4): give the block pages back
             // now; the header page stays until the owner frees the span.
@@ -169,8 +177,24 @@ unsafe fn remote_free_to_parked(span: *mut Span, pending: u32) {
 ///
 /// The caller owns the span (INV-1).
 unsafe fn unpark(span: *mut Span) -> bool {
+    // SAFETY: live span (caller); only the owner parks, so the word is
+    // either the parked word it wrote or that word turned STOLEN.
+    unsafe {
+        let cur = (*span).state.load(Acquire);
+        cur & span::KIND == span::PARKED
+            && (*span).state.compare_exchange(cur, cur & !span::KIND, AcqRel, Acquire).is_ok()
+    }
+}
+
+/// The kind of a span's state word.
+///
+/// # Safety
+///
+/// `span` is live.
+#[inline(always)]
+unsafe fn kind(span: *mut Span, order: core::sync::atomic::Ordering) -> u32 {
     // SAFETY: live span (caller).
-    unsafe { (*span).state.compare_exchange(span::PARKED, span::ACTIVE, AcqRel, Acquire).is_ok() }
+    unsafe { (*span).state.load(order) & span::KIND }
 }
 
 /// Allocation on a thread without a heap: set one up, or use the fallback
@@ -462,10 +486,13 @@ impl Heap {
             let class = (*span).class as usize;
             unlink(&mut (*heap).current[class], span, span::empty());
             (*span).parked_used.store((*span).used, Relaxed);
+            (*span).parked_at.store(os::now_ns(), Relaxed);
+            // A new epoch: a thief holding an older parked word fails its CAS.
+            let epoch = ((*span).state.load(Relaxed) & !span::KIND).wrapping_add(span::KIND + 1);
             // SeqCst store, then re-check `thread_free`: pairs with the
             // pusher's SeqCst CAS then `state` load (span.rs), so a remote
             // free is never stranded on a parked span.
-            (*span).state.store(span::PARKED, SeqCst);
+            (*span).state.store(epoch | span::PARKED, SeqCst);
             if (*span).thread_free.load(SeqCst).is_null() {
                 push_front(&mut (*heap).full[class], span, ptr::null_mut());
             } else if unpark(span) {
@@ -489,7 +516,7 @@ impl Heap {
                 let mut span = (*heap).full[class];
                 while !span.is_null() {
                     let next = (*span).next;
-                    let stolen = (*span).state.load(Acquire) == span::STOLEN;
+                    let stolen = kind(span, Acquire) == span::STOLEN;
                     if stolen || !(*span).thread_free.load(Relaxed).is_null() {
                         unlink(&mut (*heap).full[class], span, ptr::null_mut());
                         if stolen || !unpark(span) {
@@ -519,7 +546,7 @@ impl Heap {
         // SAFETY: owner of heap and span (INV-1, 4).
         unsafe {
             let class = (*span).class as usize;
-            if (*span).state.load(Relaxed) != span::ACTIVE {
+            if kind(span, Relaxed) != span::ACTIVE {
                 unlink(&mut (*heap).full[class], span, ptr::null_mut());
                 // The block just freed was live, so the span cannot have been
                 // emptied and stolen (span INV-4).
@@ -553,7 +580,7 @@ impl Heap {
                     let mut span = list;
                     while !span.is_null() && span != span::empty() {
                         let next = (*span).next;
-                        if (*span).state.load(Relaxed) != span::ACTIVE && !unpark(span) {
+                        if kind(span, Relaxed) != span::ACTIVE && !unpark(span) {
                             release(span); // stolen: empty
                             span = next;
                             continue;

@@ -10,14 +10,18 @@
 //! - owner-only fields (`free`, `used`, `bump`, `next`, `prev`) are touched
 //!   only by the owning heap's thread, or by whoever holds the
 //!   abandoned-list lock while `owner` is null (INV-1);
-//! - `state` moves ACTIVE → PARKED (owner, when the span is full and goes on
-//!   its full list, publishing `used` in `parked_used`), PARKED → ACTIVE
-//!   (owner, CAS) or PARKED → STOLEN (the remote thread whose free made
-//!   `remote_pending == parked_used`, CAS). Exactly one CAS wins. A stolen
-//!   span is empty: the thief gives its block pages back to the OS at once
-//!   and the owner later unlinks and frees it without reading its lists.
-//!   This is how memory freed remotely returns while its owner is idle
-//!   (INV-4);
+//! - `state` packs a kind and a park epoch. The kind moves ACTIVE → PARKED
+//!   (owner, when the span is full and goes on its full list, publishing
+//!   `used` in `parked_used` and bumping the epoch), PARKED → ACTIVE (owner,
+//!   CAS) or PARKED → STOLEN (a remote thread that, after its own free,
+//!   reads the parked word, then finds `remote_pending == parked_used`, and
+//!   CASes from exactly the word it read: a re-park in between changes the
+//!   epoch and fails the CAS, so a stale count can never steal a span with
+//!   live blocks). Exactly one CAS wins. A stolen span is empty: the thief
+//!   gives its block pages back to the OS and the owner later unlinks and
+//!   frees it without reading its lists. This is how memory freed remotely
+//!   returns while its owner is idle (INV-4). Spans parked less than
+//!   [`STEAL_AFTER_NS`] ago are left to their (evidently busy) owner;
 //! - `thread_free` is a Treiber stack: any thread pushes, only the owner
 //!   (or the lock holder of an abandoned span) takes it whole with a swap,
 //!   so there is no ABA (INV-2);
@@ -27,17 +31,23 @@
 //! Must never: allocate, lock, or panic (the global allocator runs it).
 
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU8, Ordering::*};
+use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering::*};
 
 use super::heap::Heap;
 use super::size_class::{block_size, span_bytes, CLASS_ALIGN_MAX};
 
-/// `state`: the owner allocates from it or may.
-pub(crate) const ACTIVE: u8 = 0;
-/// `state`: full, on the owner's full list.
-pub(crate) const PARKED: u8 = 1;
-/// `state`: emptied by remote frees while parked and taken by the thief.
-pub(crate) const STOLEN: u8 = 2;
+/// State kind: the owner allocates from it or may.
+pub(crate) const ACTIVE: u32 = 0;
+/// State kind: full, on the owner's full list.
+pub(crate) const PARKED: u32 = 1;
+/// State kind: emptied by remote frees while parked and taken by the thief.
+pub(crate) const STOLEN: u32 = 2;
+/// The kind bits of the state word; the rest is the park epoch.
+pub(crate) const KIND: u32 = 3;
+/// A span emptied by remote frees sooner than this after it was parked
+/// belongs to a busy owner, which will take it back itself: stealing it
+/// would only trade a refill for an `madvise` and page faults.
+pub(crate) const STEAL_AFTER_NS: u64 = 20_000_000;
 
 /// A free block: its first word links to the next.
 #[repr(C)]
@@ -60,8 +70,11 @@ pub(crate) struct Span {
     pub(crate) block_size: u32,
     /// Size class.
     pub(crate) class: u8,
-    /// [`ACTIVE`], [`PARKED`] or [`STOLEN`] (INV-4).
-    pub(crate) state: AtomicU8,
+    /// Kind ([`ACTIVE`], [`PARKED`], [`STOLEN`]) in the low bits, park epoch
+    /// above (INV-4).
+    pub(crate) state: AtomicU32,
+    /// When the span was last parked (monotonic ns).
+    pub(crate) parked_at: AtomicU64,
     /// `used` when the span was parked (stable while parked).
     pub(crate) parked_used: AtomicU32,
     /// Blocks pushed on `thread_free` and not yet collected (may lag the
@@ -88,7 +101,8 @@ pub(crate) static EMPTY: SyncSpan = SyncSpan(Span {
     capacity: 0,
     block_size: 0,
     class: 0,
-    state: AtomicU8::new(ACTIVE),
+    state: AtomicU32::new(ACTIVE),
+    parked_at: AtomicU64::new(0),
     parked_used: AtomicU32::new(0),
     remote_pending: AtomicU32::new(0),
     next: ptr::null_mut(),
@@ -131,7 +145,8 @@ impl Span {
                 capacity: capacity as u32,
                 block_size: size as u32,
                 class: class as u8,
-                state: AtomicU8::new(ACTIVE),
+                state: AtomicU32::new(ACTIVE),
+                parked_at: AtomicU64::new(0),
                 parked_used: AtomicU32::new(0),
                 remote_pending: AtomicU32::new(0),
                 next: ptr::null_mut(),
