@@ -177,7 +177,8 @@ impl PageHeap {
     pub(crate) fn alloc_span_aligned(&self, pages: usize, align: usize, zeroed: bool) -> Result<NonNull<u8>, OsError> {
         let page = self.page_size();
         let nomem = OsError { op: "mmap", errno: libc::ENOMEM };
-        if pages == 0 || pages > isize::MAX as usize / page / 2 || !align.is_power_of_two() || align > 1 << 40 {
+        // Span lengths are kept in pages as `u32` (16 TiB at 4 KiB pages).
+        if pages == 0 || pages > u32::MAX as usize || !align.is_power_of_two() || align > 1 << 40 {
             return Err(nomem);
         }
         let align_pages = (align / page).max(1);
@@ -763,6 +764,7 @@ mod tests {
         let heap = PageHeap::new(0);
         assert!(heap.alloc_span(0, false).is_err());
         assert!(heap.alloc_span(usize::MAX / 2, false).is_err());
+        assert!(heap.alloc_span(u32::MAX as usize + 1, false).is_err(), "lengths are kept in 32 bits");
         assert!(heap.alloc_span_aligned(1, 1 << 41, false).is_err());
         assert!(heap.alloc_span_aligned(1, 3 * 4096, false).is_err());
     }

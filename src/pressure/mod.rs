@@ -421,10 +421,18 @@ impl Pressure {
             }
         }
         self.read_host(&mut buf);
+        // Whether the host itself is short of memory (usage past the low
+        // watermark of MemTotal), for host-wide PSI below.
+        let mut host_tight = false;
         if let Some(info) = self.host.as_ref().and_then(|h| h.last.filter(|_| h.fault.is_none())) {
             let (usage, limit) = info.usage_and_limit();
+            host_tight = usage >= self.marks.low_mark(limit);
             consider(Signal::MemAvailable, usage, limit);
         }
+        // The host's PSI file reports stalls anywhere on the machine (another
+        // group at its limit); act on it only when the host is short too. A
+        // v2 group's own pressure file covers exactly our tasks.
+        let own_psi = self.groups.iter().any(|g| g.level.version == Version::V2);
         if self.psi.as_ref().is_some_and(|psi| psi.window.is_none() || stale(psi.read_at)) {
             self.read_psi(&mut buf);
         }
@@ -433,7 +441,7 @@ impl Pressure {
                 && psi.fault.is_none()
                 && psi.avg10.is_some_and(|a| a >= psi::AVG10_STALL)
                 && psi.last_stall.is_none_or(|t| now.duration_since(t) >= psi.window());
-            if (psi.pending || polled_stall) && process_bytes > 0 {
+            if (psi.pending || polled_stall) && process_bytes > 0 && (own_psi || host_tight) {
                 psi.last_stall = Some(now);
                 consider(Signal::Psi, process_bytes, process_bytes);
             }

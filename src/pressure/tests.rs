@@ -314,6 +314,9 @@ fn v2_without_memory_files_is_reported_when_there_is_no_v1() {
 fn polled_psi_stall_sheds_part_of_the_process_once_per_window() {
     let t = v1_tree();
     t.psi("proc/pressure/memory", "9.50");
+    // Host-wide PSI counts only while the host is short too (84 % used,
+    // past the low watermark but under the high one).
+    t.meminfo(16 << 30, (16 << 30) * 5 / 32);
     let mut p = Pressure::discover(t.config());
     let r = p.sample(1000 * MIB);
     assert_eq!(r, Reading { limit: 1000 * MIB, usage: 1000 * MIB, headroom: 0, trigger: Some(Signal::Psi) });
@@ -322,17 +325,30 @@ fn polled_psi_stall_sheds_part_of_the_process_once_per_window() {
     // Within the same window the stall does not count again; the byte
     // signals decide, and the PSI one-shot started no episode.
     let r = p.sample(1000 * MIB);
-    assert_eq!(r.trigger, Some(Signal::CgroupV1));
+    assert_eq!(r.trigger, Some(Signal::MemAvailable));
     assert_eq!(p.decide(&r), None);
     assert_eq!(report(&p, Signal::Psi, &t.path("proc/pressure/memory")).last_reading, Some(950));
     // Without process bytes there is nothing to shed.
     p.psi.as_mut().unwrap().last_stall = None;
-    assert_eq!(p.sample(0).trigger, Some(Signal::CgroupV1));
+    assert_eq!(p.sample(0).trigger, Some(Signal::MemAvailable));
+}
+
+#[test]
+fn host_psi_is_ignored_while_the_host_has_memory() {
+    // A stall elsewhere on the machine (another group at its limit) with
+    // MemAvailable ample: not our problem on a cgroup v1 host.
+    let t = v1_tree();
+    t.psi("proc/pressure/memory", "9.50");
+    let mut p = Pressure::discover(t.config());
+    let r = p.sample(1000 * MIB);
+    assert_eq!(r.trigger, Some(Signal::CgroupV1));
+    assert_eq!(p.decide(&r), None);
 }
 
 #[test]
 fn psi_trigger_events_count_once() {
     let t = v1_tree();
+    t.meminfo(16 << 30, (16 << 30) * 5 / 32); // host short: host PSI counts
     let mut p = Pressure::discover(t.config());
     // Stand-in for an armed trigger: an eventfd reporting POLLPRI.
     let fd = os::eventfd().unwrap();
@@ -345,7 +361,7 @@ fn psi_trigger_events_count_once() {
     assert_eq!(p.drain_fd(raw, libc::POLLPRI), Some(Signal::Psi));
     assert_eq!(p.drain_fd(-7, libc::POLLPRI), None, "not ours");
     assert_eq!(p.sample(100 * MIB).trigger, Some(Signal::Psi));
-    assert_eq!(p.sample(100 * MIB).trigger, Some(Signal::CgroupV1), "consumed");
+    assert_eq!(p.sample(100 * MIB).trigger, Some(Signal::MemAvailable), "consumed");
     assert!(report(&p, Signal::Psi, &t.path("proc/pressure/memory")).notified);
     // A dead trigger is dropped and reported; polling takes over.
     assert_eq!(p.drain_fd(raw, libc::POLLPRI | libc::POLLERR), Some(Signal::Psi));
@@ -549,7 +565,11 @@ fn real_v1_group_end_to_end() {
     let high = Watermarks::default().high_mark(limit);
     assert!(p.notifiers.iter().any(|n| n.kind == Kind::Threshold { level: 0, bytes: high }));
     let r = p.sample(0);
-    assert_eq!(p.poll_interval(&r), Some(poll::SLOW), "covered group; host heartbeat only");
+    // The group is covered by its threshold: only the host's MemAvailable
+    // heartbeat is left, whose pace follows the real host's headroom (1 s
+    // on an idle machine), never the fast pace of an uncovered group.
+    let interval = p.poll_interval(&r).expect("the host heartbeat stays");
+    assert!(interval > poll::FAST, "covered group polled like an uncovered one: {interval:?}");
 
     // A child joins the group and puts 240 MiB in tmpfs (charged to the
     // group, not reclaimable without swap).
