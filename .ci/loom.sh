@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
-# Loom model checks of the pin/discard protocol (loom-tests/).
+# Loom model checks of the shared-state protocols (loom-tests/).
 #
-# 1. The models, against the shipped protocol: every one must pass.
-# 2. The same pinners-and-discarder model against a deliberately broken
-#    `try_discard` (`--cfg discardable_broken`): loom must reject it, with a
-#    causality violation or a failed model assertion, not a build error.
+# 1. The models, against the shipped protocols: every one must pass.
+# 2. Each protocol's deliberately broken variant (a cfg switch), built on its
+#    own: loom must reject the model that covers it, with a causality
+#    violation or a failed model assertion, never a build error.
+#    - `--cfg discardable_broken`: `try_discard` checks, then stores.
+#    - `--cfg discardable_broken_lazy`: `try_begin_revive` checks, then
+#      sets REVIVING with a separate `fetch_or`.
+#    - `--cfg discardable_broken_epoch`: `Core::pass` drops its epoch guard
+#      before releasing the victims it claimed.
 #
-# Each build has its own target directory, so neither invalidates the normal
-# build nor the other (RUSTFLAGS differ). Each model has its own preemption
-# bound (3 for the state-word models, 2 for the epoch model); setting
-# LOOM_MAX_PREEMPTIONS overrides it for all of them (the epoch model takes
-# about 3 minutes at 3). Extra arguments go to the first `cargo test` (e.g.
-# `--test pin_discard`). To see the interleaving behind a failure, rerun that
+# Each build has its own target directory, so none invalidates the normal
+# build or another (RUSTFLAGS differ). Each model has its own preemption
+# bound (3 for the state-word and lazy-mode models, 2 for the epoch model);
+# setting LOOM_MAX_PREEMPTIONS overrides it for all of them (the epoch model
+# takes about 3 minutes at 3). Extra arguments go to the first `cargo test`
+# (e.g. `--test lazy`). To see the interleaving behind a failure, rerun that
 # test with LOOM_LOG=trace LOOM_LOCATION=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,25 +28,37 @@ echo "== loom models (must pass)"
 RUSTFLAGS="${RUSTFLAGS:-} $flags" CARGO_TARGET_DIR=target/loom \
     cargo test --release --no-fail-fast -p loom-tests "$@" -- --nocapture
 
-echo "== broken protocol variant (must be rejected)"
-export RUSTFLAGS="${RUSTFLAGS:-} $flags --cfg discardable_broken"
-export CARGO_TARGET_DIR=target/loom-broken
-# Build first, so that a build failure can never pass for a rejection.
-cargo test --release -p loom-tests --test broken --no-run
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-if cargo test --release -p loom-tests --test broken -- --nocapture >"$log" 2>&1; then
-    cat "$log"
-    echo "FAIL: loom accepted the broken protocol variant" >&2
-    exit 1
-fi
-if ! grep -q "test result: FAILED. 0 passed; 1 failed" "$log" \
-    || ! grep -Eq "Causality violation|a pinned reader saw discarded bytes|a pin succeeded after the discard|two discarders both won" "$log"; then
-    cat "$log"
-    echo "FAIL: the broken variant failed, but not by loom rejecting the model" >&2
-    exit 1
-fi
-echo "broken variant rejected as expected:"
-grep -E -m 3 "panicked at|Causality violation|a pinned reader|a pin succeeded|two discarders" "$log" | sed 's/^/    /'
+
+# reject CFG TEST REASONS: builds tests/broken.rs with `--cfg CFG` and
+# requires its one test TEST to fail with a message matching the extended
+# regex REASONS.
+reject() {
+    local cfg=$1 test=$2 reasons=$3
+    echo "== broken variant --cfg $cfg (must be rejected by $test)"
+    local env=(env "RUSTFLAGS=${RUSTFLAGS:-} $flags --cfg $cfg" "CARGO_TARGET_DIR=target/loom-$cfg")
+    # Build first, so that a build failure can never pass for a rejection.
+    "${env[@]}" cargo test --release -p loom-tests --test broken --no-run
+    if "${env[@]}" cargo test --release -p loom-tests --test broken -- --exact "$test" --nocapture >"$log" 2>&1; then
+        cat "$log"
+        echo "FAIL: loom accepted the broken variant --cfg $cfg" >&2
+        exit 1
+    fi
+    if ! grep -q "test result: FAILED. 0 passed; 1 failed" "$log" || ! grep -Eq "$reasons" "$log"; then
+        cat "$log"
+        echo "FAIL: the broken variant --cfg $cfg failed, but not by loom rejecting the model" >&2
+        exit 1
+    fi
+    echo "rejected as expected:"
+    grep -E -m 3 "panicked at|$reasons" "$log" | sed 's/^/    /'
+}
+
+reject discardable_broken broken_discard_is_rejected \
+    "Causality violation|a pinned reader saw discarded bytes|a pin succeeded after the discard|two discarders both won"
+reject discardable_broken_lazy broken_revive_is_rejected \
+    "Causality violation|a pin failed though the kernel took no page|not exactly one reviver|a pinned reader saw"
+reject discardable_broken_epoch broken_epoch_guard_is_rejected \
+    "Causality violation|header read after its free"
 
 echo "== loom checks passed in $((SECONDS - start)) s"

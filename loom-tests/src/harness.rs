@@ -32,3 +32,31 @@ where
         start.elapsed()
     );
 }
+
+/// Outcomes a model must reach, each in at least one execution, so that a
+/// model in which nothing raced cannot pass. Plain `std` atomics: loom must
+/// not see them.
+#[derive(Debug)]
+pub struct Outcomes {
+    names: &'static [&'static str],
+    seen: Vec<std::sync::atomic::AtomicBool>,
+}
+
+impl Outcomes {
+    /// Outcomes named `names`, none seen yet.
+    pub fn new(names: &'static [&'static str]) -> Arc<Self> {
+        Arc::new(Self { names, seen: names.iter().map(|_| Default::default()).collect() })
+    }
+
+    /// Records that this execution reached outcome `i`.
+    pub fn saw(&self, i: usize) {
+        self.seen[i].store(true, Relaxed);
+    }
+
+    /// Panics unless every outcome was reached (call after the model).
+    pub fn assert_all_seen(&self) {
+        for (name, seen) in self.names.iter().zip(&self.seen) {
+            assert!(seen.load(Relaxed), "no execution reached the outcome `{name}`: the model checks too little");
+        }
+    }
+}

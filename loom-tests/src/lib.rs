@@ -1,25 +1,40 @@
-//! Loom models of `discardable`'s pin/discard protocol (DESIGN.md, "The
-//! pin/discard protocol").
+//! Loom models of `discardable`'s shared-state protocols (DESIGN.md, "The
+//! pin/discard protocol" and "Reclaim modes").
 //!
 //! The models drive the shipped protocol code, which the crate exposes under
 //! `cfg(loom)` as the hidden module `discardable::__loom`: the state word,
-//! the header, the arena's intake and the manager's table, with
-//! crossbeam-epoch's own loom support on. Run them with `.ci/loom.sh`;
-//! without `--cfg loom` this crate is empty.
+//! the header, the arena's intake, the manager's `Core` (its table, its
+//! epoch collector and `Core::reclaim` itself) and lazy mode's offer and
+//! pin slow path, with crossbeam-epoch's own loom support on. Run them with
+//! `.ci/loom.sh`; without `--cfg loom` this crate is empty.
 //!
 //! - `state`: the state word alone, with the allocation's bytes modelled
 //!   as a loom `UnsafeCell`, so loom's causality checking rejects any read
 //!   under a pin that is not ordered before the discarder's write.
-//! - `table`: an owner dropping its handle while the manager scans, claims
-//!   and reads headers under an epoch guard; a header read that races with
-//!   (or follows) the header's free is rejected.
+//! - `table`: an owner dropping its handle while the manager's `Core`
+//!   drains, scans, claims and reads headers under an epoch guard, or, in
+//!   lazy mode, offers the allocation; a header read that races with (or
+//!   follows) the header's free is rejected, and so is an offer that
+//!   touches pages the owner freed.
+//! - `lazy`: lazy mode's offer, revival, a simulated kernel's reclaim of an
+//!   offered page, the owner's drop and a discarder, on a lazy arena whose
+//!   pages loom sees through the crate's loom page source
+//!   (`__loom::pages`).
 //!
-//! Built with `--cfg discardable_broken` as well, the crate's `try_discard`
-//! becomes a check followed by a separate store; `tests/broken.rs` runs
-//! `state::two_pinners_and_a_discarder` against it and must fail.
+//! Each protocol has a deliberately broken variant, a cfg switch with which
+//! `.ci/loom.sh` builds `tests/broken.rs` and which loom must reject:
+//! - `--cfg discardable_broken`: `try_discard` is a check followed by a
+//!   separate store (`state::two_pinners_and_a_discarder` must fail);
+//! - `--cfg discardable_broken_lazy`: `try_begin_revive` is a check followed
+//!   by a separate `fetch_or` (`lazy::two_pinners_revive_once` must fail);
+//! - `--cfg discardable_broken_epoch`: `Core::pass` drops its epoch guard
+//!   before it releases its victims
+//!   (`table::last_handle_dropped_while_the_manager_scans` must fail).
 
 #[cfg(loom)]
 pub mod harness;
+#[cfg(loom)]
+pub mod lazy;
 #[cfg(loom)]
 pub mod state;
 #[cfg(loom)]

@@ -1,35 +1,37 @@
 //! Models of header lifetime: the owner drops its handle while the manager
-//! drains, scans and claims (DESIGN.md protocol invariant 4, table INV-1).
+//! drains, scans and claims, or offers (DESIGN.md protocol invariant 4,
+//! table INV-1, state INV-5).
 //!
 //! Headers are the shipped ones, published through the shipped arena intake
-//! and owned by the shipped [`Table`]; the manager's side follows
-//! `Core::reclaim` (src/manager/mod.rs) step for step, and the owner's side
-//! follows `Discardable::drop` (src/handle/mod.rs). Both use a fresh
-//! crossbeam-epoch [`Collector`] per execution, each thread with its own
-//! registered handle, as crossbeam's own loom tests do.
+//! and owned by the shipped table inside the shipped manager [`Core`]; the
+//! manager's side is `Core::reclaim` itself (src/manager/mod.rs), and the
+//! owner's side follows `Discardable::drop` (src/handle/mod.rs). Both use a
+//! fresh crossbeam-epoch [`Collector`] per execution, each thread with its
+//! own registered handle, as crossbeam's own loom tests do.
 //!
 //! Under loom every header carries a canary, a loom `UnsafeCell<bool>` that
 //! the header's destructor sets. The model keeps its own clone (so checking
 //! it never reads the header) and reads it right before and right after
-//! every read of a header the table may free: a read that races with the
-//! free is a loom causality violation, one that follows it trips the flag.
+//! every read of a header the table may free: the owner's reads here, the
+//! reclaimer's through the probe `Core` calls around each header it reads
+//! outside the table lock. A read that races with the free is a loom
+//! causality violation, one that follows it trips the flag.
 
 use core::ptr::NonNull;
 
 use crossbeam_epoch::{Collector, LocalHandle};
-use discardable::__loom::{Arena, Block, Dropped, Header, Loc, Table, Wake};
+use discardable::__loom::pages::Pages;
+use discardable::__loom::{self as internals, Arena, Block, Core, Dropped, Header, Loc, Wake};
 use discardable::Policy;
 use loom::cell::UnsafeCell;
 use loom::sync::atomic::Ordering::Relaxed;
-use loom::sync::{Arc, Mutex};
+use loom::sync::Arc;
 use loom::thread;
 
 use crate::harness;
 
 /// What the one allocation costs.
 const COST: usize = 4096;
-/// Victims claimed per table-lock acquisition, as in `Core::reclaim`.
-const BATCH: usize = 64;
 
 /// The model's own handle on a header's canary.
 type Canary = Arc<UnsafeCell<bool>>;
@@ -42,6 +44,21 @@ struct HeaderPtr(NonNull<Header>);
 // the protocol the models check.
 unsafe impl Send for HeaderPtr {}
 
+/// A canary the reclaimer's probe may share.
+struct SharedCanary(Canary);
+
+// SAFETY: the cell is only read through `assert_alive` and written once by
+// the header's destructor; loom checks every such access for races.
+unsafe impl Sync for SharedCanary {}
+// SAFETY: as above.
+unsafe impl Send for SharedCanary {}
+
+impl SharedCanary {
+    fn check(&self, what: &str) {
+        assert_alive(&self.0, what);
+    }
+}
+
 /// Asserts that the header behind `canary` has not been freed, as a loom
 /// read of the canary: any free not ordered after this point is rejected.
 fn assert_alive(canary: &Canary, what: &str) {
@@ -51,9 +68,10 @@ fn assert_alive(canary: &Canary, what: &str) {
 }
 
 /// `Discardable::drop`: copy what is needed from the header, count it as
-/// garbage, mark it dropped, free the bytes if the owner won, count the
-/// drop. The header is not touched after `mark_dropped`.
-fn drop_handle(arena: &Arena, header: HeaderPtr, canary: &Canary) {
+/// garbage, mark it dropped, free the bytes if the owner won (telling the
+/// lazy-mode page source first, if any), count the drop. The header is not
+/// touched after `mark_dropped`.
+fn drop_handle(arena: &Arena, header: HeaderPtr, canary: &Canary, pages: Option<&Pages>) {
     assert_alive(canary, "owner");
     // SAFETY: the header is alive until the owner marks it dropped (INV-4);
     // the canary reads around this check exactly that.
@@ -62,41 +80,13 @@ fn drop_handle(arena: &Arena, header: HeaderPtr, canary: &Canary) {
     assert_alive(canary, "owner");
     arena.note_dropping();
     if h.state.mark_dropped() == Dropped::OwnsBytes {
+        if let Some(pages) = pages {
+            pages.free();
+        }
         // SAFETY: the owner won, so the bytes are its own to free.
         unsafe { arena.release_dropped(block) };
     }
     arena.note_dropped();
-}
-
-/// `Core::reclaim`: under an epoch guard, drain and scan under the table
-/// lock, then claim victims under the lock and release their bytes outside
-/// it, until `target` bytes are freed. Returns the bytes freed.
-fn reclaim(table: &Mutex<Table>, arena: &Arena, local: &LocalHandle, target: usize, canary: &Canary) -> usize {
-    let guard = local.pin();
-    {
-        let mut table = table.lock().unwrap();
-        table.drain(arena);
-        let scan = table.scan(&guard);
-        arena.counters.garbage.fetch_sub(scan.retired, Relaxed);
-    }
-    let mut freed = 0;
-    let mut victims: Vec<NonNull<Header>> = Vec::new();
-    while freed < target {
-        victims.clear();
-        table.lock().unwrap().claim_victims(target - freed, BATCH, &mut victims);
-        if victims.is_empty() {
-            break;
-        }
-        for header in &victims {
-            assert_alive(canary, "reclaimer");
-            // SAFETY: claimed, and `guard` holds the epoch back (table INV-1);
-            // the canary reads around this check exactly that.
-            freed += arena.release_discarded(unsafe { header.as_ref() });
-            assert_alive(canary, "reclaimer");
-        }
-    }
-    drop(guard);
-    freed
 }
 
 /// Pins and flushes: the collection crossbeam runs on some later pin, made
@@ -125,17 +115,20 @@ pub fn last_handle_dropped_while_the_manager_scans() {
     harness::check("last handle dropped while the manager scans", 2, || {
         let collector = Collector::new();
         let arena = Arc::new(Arena::new(usize::MAX, std::sync::Arc::new(Wake::default())));
-        let table = Arc::new(Mutex::new(Table::new(Policy::Fifo)));
         let header = HeaderPtr(arena.register(Block { ptr: NonNull::dangling(), loc: Loc::Empty, cost: COST }));
         // SAFETY: just created; nobody else has it yet.
         let canary: Canary = Arc::clone(&unsafe { header.0.as_ref() }.canary);
+        let probe = {
+            let canary = SharedCanary(Arc::clone(&canary));
+            Box::new(move |_: NonNull<Header>| canary.check("reclaimer"))
+        };
+        let core = Arc::new(Core::new(Policy::Fifo, collector.clone(), None, Some(probe)));
 
         let manager = {
-            let (collector, arena, table, canary) =
-                (collector.clone(), Arc::clone(&arena), Arc::clone(&table), Arc::clone(&canary));
+            let (collector, arena, core) = (collector.clone(), Arc::clone(&arena), Arc::clone(&core));
             thread::spawn(move || {
                 let local = collector.register();
-                let freed = reclaim(&table, &arena, &local, COST, &canary);
+                let freed = core.reclaim(&arena, &local, COST);
                 collect(&local);
                 collect(&local);
                 freed
@@ -143,8 +136,8 @@ pub fn last_handle_dropped_while_the_manager_scans() {
         };
 
         let local = collector.register();
-        drop_handle(&arena, header, &canary);
-        let swept = reclaim(&table, &arena, &local, 0, &canary);
+        drop_handle(&arena, header, &canary, None);
+        let swept = core.reclaim(&arena, &local, 0);
         assert_eq!(swept, 0);
         collect(&local);
         collect(&local);
@@ -158,9 +151,75 @@ pub fn last_handle_dropped_while_the_manager_scans() {
         assert_eq!(c.discarded_count.load(Relaxed), (freed / COST) as u64);
 
         drop(local);
-        drop(table);
+        drop(core);
         drop(collector);
         // SAFETY: every thread that could free the header is done.
         assert!(canary.with(|freed| unsafe { *freed }), "the header was never freed");
     });
+}
+
+/// Lazy mode: the owner drops the last handle while the manager's pass
+/// offers the allocation (`Core::pass` with offering on: the scan picks the
+/// idle span under the table lock, the offer happens outside it under the
+/// pass's epoch guard).
+///
+/// One pass before the race has seen the span idle once; the manager's pass
+/// in the race sees it idle twice and offers it, unless the drop mark came
+/// first. `mark_dropped` waits out an offer in progress, so the offerer
+/// never touches freed pages (the page source rejects that); an offer after
+/// the mark fails. The owner then sweeps, retiring the header through its
+/// epoch guard, and the manager's probe checks that the header it offers
+/// is alive. At the end the bytes were freed once, by the owner, and the
+/// header was freed.
+pub fn last_handle_dropped_while_the_manager_offers() {
+    let outcomes = harness::Outcomes::new(&["offered before the drop mark", "drop mark before the offer"]);
+    let seen = std::sync::Arc::clone(&outcomes);
+    harness::check("last handle dropped while the manager offers", 2, move || {
+        let collector = Collector::new();
+        let arena = Arc::new(internals::lazy_arena());
+        let block = internals::alloc_span(&arena, 1);
+        let pages = Pages::attach(block.ptr, &[1], 2);
+        let header = HeaderPtr(arena.register(block));
+        // SAFETY: just created; nobody else has it yet.
+        let canary: Canary = Arc::clone(&unsafe { header.0.as_ref() }.canary);
+        let probe = {
+            let canary = SharedCanary(Arc::clone(&canary));
+            Box::new(move |_: NonNull<Header>| canary.check("offerer"))
+        };
+        let lazy = Some(std::time::Duration::ZERO);
+        let core = Arc::new(Core::new(Policy::Fifo, collector.clone(), lazy, Some(probe)));
+        let local = collector.register();
+        assert_eq!(core.pass(&arena, &local, 0, true), (0, 1), "the first pass offers nothing yet");
+
+        let manager = {
+            let (collector, arena, core) = (collector.clone(), Arc::clone(&arena), Arc::clone(&core));
+            thread::spawn(move || {
+                let local = collector.register();
+                core.pass(&arena, &local, 0, true);
+                collect(&local);
+                collect(&local);
+            })
+        };
+
+        drop_handle(&arena, header, &canary, Some(&pages));
+        core.pass(&arena, &local, 0, false);
+        collect(&local);
+        collect(&local);
+        manager.join().unwrap();
+
+        let c = &arena.counters;
+        let offers = c.offers.load(Relaxed);
+        assert!(offers <= 1);
+        seen.saw(if offers == 1 { 0 } else { 1 });
+        assert_eq!(c.bytes.load(Relaxed), 0, "the bytes were not freed exactly once");
+        assert_eq!((c.live.load(Relaxed), c.discarded_count.load(Relaxed)), (0, 0));
+        assert_eq!(c.garbage.load(Relaxed), 0, "the dropped header was not retired exactly once");
+
+        drop(local);
+        drop(core);
+        drop(collector);
+        // SAFETY: every thread that could free the header is done.
+        assert!(canary.with(|freed| unsafe { *freed }), "the header was never freed");
+    });
+    outcomes.assert_all_seen();
 }

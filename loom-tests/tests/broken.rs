@@ -1,10 +1,31 @@
-//! The models must be able to fail: with `--cfg discardable_broken` the
-//! crate's `try_discard` checks the word and then sets `DISCARDED` in a
-//! separate store, so a pin can slip in between. `.ci/loom.sh` runs this
-//! test in that build and requires loom to reject it.
-#![cfg(all(loom, discardable_broken))]
+//! The models must be able to fail: each protocol has a deliberately broken
+//! variant behind a cfg switch, and `.ci/loom.sh` builds this test once per
+//! switch and requires loom to reject the model that covers it.
+//!
+//! - `--cfg discardable_broken`: `try_discard` checks the word and then sets
+//!   `DISCARDED` in a separate store, so a pin can slip in between.
+//! - `--cfg discardable_broken_lazy`: `try_begin_revive` checks the word and
+//!   then sets `REVIVING` in a separate `fetch_or`, so two pinners can both
+//!   revive, and the second takes the first's swap for a kernel discard.
+//! - `--cfg discardable_broken_epoch`: `Core::pass` drops its epoch guard
+//!   before it releases the victims it claimed, so a header it still reads
+//!   can be retired and freed under it.
+#![cfg(loom)]
 
+#[cfg(discardable_broken)]
 #[test]
-fn broken_protocol_is_rejected() {
+fn broken_discard_is_rejected() {
     loom_tests::state::two_pinners_and_a_discarder();
+}
+
+#[cfg(discardable_broken_lazy)]
+#[test]
+fn broken_revive_is_rejected() {
+    loom_tests::lazy::two_pinners_revive_once();
+}
+
+#[cfg(discardable_broken_epoch)]
+#[test]
+fn broken_epoch_guard_is_rejected() {
+    loom_tests::table::last_handle_dropped_while_the_manager_scans();
 }

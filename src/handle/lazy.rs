@@ -15,16 +15,25 @@
 //! and nobody ever reads the bytes as `T` while a flag is set. Only spans
 //! are offered: no allocator metadata lives inside them.
 //!
+//! Under `cfg(loom)` the first words and `MADV_FREE` go through the loom
+//! models' page source (`__loom::pages`): the words are loom atomics, each
+//! saved word has a loom cell beside it, and a model thread plays the
+//! kernel that takes offered pages. Everything else is the shipped code.
+//!
 //! Must never: offer a pinned allocation, or let two revivers run.
 
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU64, Ordering::*};
+#[cfg(not(loom))]
+use core::sync::atomic::AtomicU64;
+use core::sync::atomic::Ordering::*;
 
 use super::arena::Arena;
 use super::header::Header;
 use super::state::State;
 use super::store::Loc;
 use crate::os;
+#[cfg(not(loom))]
+use crate::os::offer as offer_pages;
 
 /// The word left at the start of every offered page. Any non-zero value
 /// works: a page the kernel took reads as zero.
@@ -36,10 +45,37 @@ const COOKIE: u64 = 0xD15C_A4DA_B1E0_0FF5;
 ///
 /// `data` must be the page-aligned start of a live span of more than `i`
 /// pages, and the caller must hold `OFFERING` or `REVIVING`.
+#[cfg(not(loom))]
 unsafe fn first_word<'a>(data: NonNull<u8>, i: usize) -> &'a AtomicU64 {
     // SAFETY: page `i` is inside the live span and 8-byte aligned; while the
     // caller holds the flag nobody reads or writes the bytes as `T`.
     unsafe { AtomicU64::from_ptr(data.as_ptr().add(i * os::page_size()).cast()) }
+}
+
+/// Loom models: the first word of page `i` is a loom atomic of the model's
+/// page source (`__loom::pages`), so loom sees every cookie swap and the
+/// simulated kernel's reclaim. The span at `data` is real, for the page
+/// heap's sake only: its memory is never touched.
+///
+/// # Safety
+///
+/// As above (the page source checks that the span is still attached and
+/// its bytes not freed).
+#[cfg(loom)]
+unsafe fn first_word(data: NonNull<u8>, i: usize) -> crate::__loom::pages::Word {
+    crate::__loom::pages::word(data, i)
+}
+
+/// Loom models: `MADV_FREE` is recorded by the model's page source, whose
+/// simulated kernel may then take the pages.
+///
+/// # Safety
+///
+/// As for `os::offer`.
+#[cfg(loom)]
+unsafe fn offer_pages(data: NonNull<u8>, len: usize) -> Result<(), os::OsError> {
+    let _replaced = os::offer; // named, so the loom build has no dead code
+    crate::__loom::pages::offer(data, len)
 }
 
 impl Header {
@@ -65,18 +101,26 @@ impl Header {
             // `saved` holds `pages` words.
             unsafe {
                 let word = first_word(self.data, i);
-                *saved.add(i) = word.load(Relaxed);
+                let value = word.load(Relaxed);
+                *saved.add(i) = value;
+                #[cfg(loom)]
+                word.save(value);
                 word.store(COOKIE, Relaxed);
             }
         }
         // SAFETY: the span is live and ours while OFFERING is held; its
         // contents stay valid unless the kernel drops pages, which revival
         // detects.
-        let offered = unsafe { os::offer(self.data, self.cost) }.is_ok();
+        let offered = unsafe { offer_pages(self.data, self.cost) }.is_ok();
         if !offered {
             for i in 0..pages {
                 // SAFETY: as above; put the saved words back.
-                unsafe { first_word(self.data, i).store(*saved.add(i), Relaxed) };
+                unsafe {
+                    let word = first_word(self.data, i);
+                    #[cfg(loom)]
+                    word.check_saved(*saved.add(i));
+                    word.store(*saved.add(i), Relaxed);
+                }
             }
         }
         self.state.end_offer(offered);
@@ -125,7 +169,12 @@ impl Header {
         (0..pages).all(|i| {
             // SAFETY: we hold REVIVING (state INV-6); `saved` was filled by
             // the offer before its Release, which our CAS acquired.
-            unsafe { first_word(self.data, i).compare_exchange(COOKIE, *saved.add(i), Relaxed, Relaxed).is_ok() }
+            unsafe {
+                let word = first_word(self.data, i);
+                #[cfg(loom)]
+                word.check_saved(*saved.add(i));
+                word.compare_exchange(COOKIE, *saved.add(i), Relaxed, Relaxed).is_ok()
+            }
         })
     }
 }

@@ -200,6 +200,7 @@ impl State {
     /// Tries to take the allocation from "alive and unpinned" to
     /// `DISCARDED`. `true` means the caller won and now owns the bytes
     /// (INV-4): it must free them.
+    #[cfg_attr(discardable_broken, allow(unused_mut))] // the broken variant never retries
     pub fn try_discard(&self) -> bool {
         let mut cur = self.0.load(Relaxed);
         loop {
@@ -282,7 +283,17 @@ impl State {
         if seen & (OFFERED | REVIVING | OFFERING | DISCARDED) != OFFERED {
             return Err(seen);
         }
+        #[cfg(discardable_broken_lazy)]
+        {
+            // Deliberately broken variant for the loom models: the check
+            // above was a plain load; REVIVING is then set by a separate
+            // RMW, so two pinners can both believe they revive.
+            crate::sync::spin_wait(0);
+            self.0.fetch_or(REVIVING, Acquire);
+            return Ok(());
+        }
         // Acquire pairs with `end_offer`'s Release: the saved words.
+        #[cfg(not(discardable_broken_lazy))]
         self.0.compare_exchange(seen, seen | REVIVING, Acquire, Relaxed).map(drop)
     }
 

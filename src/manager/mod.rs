@@ -90,7 +90,17 @@ pub(crate) struct Core {
     direct_limit: parking_lot::Mutex<Option<usize>>,
     /// The fork generation the manager thread was spawned in.
     thread_gen: std::sync::atomic::AtomicU64,
+    /// Loom models only: called with each header a pass reads outside the
+    /// table lock, right before and right after the read, so that a model
+    /// can check (through its own copy of the header's canary) that the
+    /// header is still alive there.
+    #[cfg(loom)]
+    probe: Option<Probe>,
 }
+
+/// See `Core::probe`.
+#[cfg(loom)]
+pub(crate) type Probe = Box<dyn Fn(NonNull<Header>) + Send + Sync>;
 
 const SIGNALS: usize = Signal::ALL.len();
 
@@ -171,6 +181,8 @@ impl Manager {
             },
             direct_limit: parking_lot::Mutex::new(None),
             thread_gen: std::sync::atomic::AtomicU64::new(fork::generation()),
+            #[cfg(loom)]
+            probe: None,
         });
         fork::install();
         spawn(&arena, &core)?;
@@ -277,13 +289,21 @@ impl Core {
             unoffered = scan.unoffered;
         }
         for header in &offers {
+            #[cfg(loom)]
+            self.probe(*header);
             // SAFETY: the table keeps the header until it sees the owner's
             // drop mark, and then frees it only through the epoch, which
             // `guard` holds back (table INV-1).
             if unsafe { header.as_ref() }.offer() {
                 arena.counters.offers.fetch_add(1, Relaxed);
             }
+            #[cfg(loom)]
+            self.probe(*header);
         }
+        // Deliberately broken variant for the loom models: the victims'
+        // headers are read with no epoch guard holding their free back.
+        #[cfg(discardable_broken_epoch)]
+        drop(guard);
         let unoffered = unoffered.saturating_sub(offers.len());
         let mut freed = 0;
         let mut victims: Vec<NonNull<Header>> = Vec::new();
@@ -296,10 +316,14 @@ impl Core {
                 break;
             }
             for header in &victims {
+                #[cfg(loom)]
+                self.probe(*header);
                 // SAFETY: we claimed it, so the table will not free it before
                 // it sees the owner's drop mark, and even then only through
                 // the epoch, which `guard` holds back (table INV-1).
                 freed += arena.release_discarded(unsafe { header.as_ref() });
+                #[cfg(loom)]
+                self.probe(*header);
             }
         }
         (freed, unoffered)
@@ -330,6 +354,56 @@ impl Core {
     }
 }
 
+/// Loom models only: the manager's state without its thread or pressure
+/// discovery, so a model drives [`Core::reclaim`] and [`Core::pass`] itself
+/// (`__loom::Core`).
+#[cfg(loom)]
+impl Core {
+    /// A core ordering its table by `policy`, protecting headers with
+    /// `collector` (a fresh one per model execution), offering after
+    /// `lazy_delay` (`None`: managed mode), and calling `probe` around each
+    /// header read outside the table lock.
+    pub(crate) fn for_model(
+        policy: crate::Policy,
+        limit: usize,
+        collector: Collector,
+        lazy_delay: Option<Duration>,
+        probe: Option<Probe>,
+    ) -> Self {
+        Core {
+            table: Mutex::new(Table::new(policy)),
+            collector,
+            limit,
+            pinned_bytes: AtomicUsize::new(0),
+            over_limit_bytes: AtomicUsize::new(0),
+            limit_reclaims: std::sync::atomic::AtomicU64::new(0),
+            signal_reclaims: [const { std::sync::atomic::AtomicU64::new(0) }; SIGNALS],
+            reports: parking_lot::Mutex::new(Vec::new()),
+            lazy_delay,
+            pressure: PressureConfig::default(),
+            direct_limit: parking_lot::Mutex::new(None),
+            thread_gen: std::sync::atomic::AtomicU64::new(fork::generation()),
+            probe,
+        }
+    }
+
+    /// [`Core::pass`], for the models.
+    pub(crate) fn model_pass(&self, arena: &Arena, local: &LocalHandle, target: usize, offer: bool) -> (usize, usize) {
+        self.pass(arena, local, target, offer)
+    }
+
+    /// The bytes the last scan found pinned.
+    pub(crate) fn pinned_bytes(&self) -> usize {
+        self.pinned_bytes.load(Relaxed)
+    }
+
+    fn probe(&self, header: NonNull<Header>) {
+        if let Some(probe) = &self.probe {
+            probe(header);
+        }
+    }
+}
+
 /// Spawns the manager thread for `arena` (with a fresh look at the
 /// pressure signals).
 fn spawn(arena: &Arc<Arena>, core: &Arc<Core>) -> Result<(), crate::Error> {
@@ -347,8 +421,12 @@ fn spawn(arena: &Arc<Arena>, core: &Arc<Core>) -> Result<(), crate::Error> {
 
 /// The manager thread's body: wait for a wake-up, a kernel notification or
 /// the poll interval; sample; reclaim; repeat.
+#[cfg_attr(loom, allow(dropping_copy_types))] // the fork gate is `()` under loom
 fn run(arena: Weak<Arena>, core: Arc<Core>, wake: Arc<Wake>, mut pressure: Pressure) {
     crate::alloc::exempt_from_direct_reclaim();
+    // Reaction time under a spike is mostly waiting for a CPU: ask for a
+    // better one where allowed.
+    crate::os::raise_priority();
     let local = core.collector.register();
     let mut retry: Option<Duration> = None;
     let mut poll: Option<Duration> = Some(Duration::ZERO);

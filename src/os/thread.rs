@@ -122,3 +122,13 @@ pub(crate) fn set_thread_name(name: &core::ffi::CStr) {
     // SAFETY: `name` is a valid NUL-terminated string; PR_SET_NAME copies it.
     unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) };
 }
+
+/// Best effort: raises the calling thread's scheduling priority (nice
+/// -10), so the manager gets a CPU quickly when a memory spike competes
+/// for it. Needs `CAP_SYS_NICE` (or root); without it nothing changes.
+pub(crate) fn raise_priority() {
+    // SAFETY: `gettid` has no preconditions.
+    let tid = unsafe { libc::gettid() };
+    // SAFETY: setpriority on our own thread id only changes its nice value.
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, -10) };
+}
