@@ -125,11 +125,16 @@ pub(crate) unsafe fn free(span: *mut Span, ptr: *mut u8) {
             }
             return;
         }
+        // Counted in flight before the block is published, out after the
+        // last access to the header: the owner never releases the span in
+        // between (span INV-5).
+        (*span).remote_inflight.fetch_add(1, SeqCst);
         Span::push_remote(span, block);
         let state = (*span).state.load(SeqCst);
         if state & span::KIND == span::PARKED {
             remote_free_to_parked(span, state);
         }
+        (*span).remote_inflight.fetch_sub(1, Release);
     }
 }
 
@@ -417,7 +422,7 @@ impl Heap {
             let old = (*heap).current[class];
             if old != span::empty() {
                 Span::collect(old);
-                if (*old).used == 0 {
+                if (*old).used == 0 && Span::quiescent(old) {
                     unlink(&mut (*heap).current[class], old, span::empty());
                     release(old);
                 }
@@ -498,8 +503,12 @@ impl Heap {
             } else if unpark(span) {
                 Span::collect(span);
                 Heap::push_current(heap, class, span);
+            } else if Span::quiescent(span) {
+                release(span); // stolen: empty
             } else {
-                release(span);
+                // Stolen, but the thief is still at it: look again later.
+                push_front(&mut (*heap).full[class], span, ptr::null_mut());
+                (*heap).full_pending.store(true, Relaxed);
             }
         }
     }
@@ -518,12 +527,18 @@ impl Heap {
                     let next = (*span).next;
                     let stolen = kind(span, Acquire) == span::STOLEN;
                     if stolen || !(*span).thread_free.load(Relaxed).is_null() {
-                        unlink(&mut (*heap).full[class], span, ptr::null_mut());
                         if stolen || !unpark(span) {
-                            release(span);
+                            // Stolen: empty; release once the thief is done.
+                            if Span::quiescent(span) {
+                                unlink(&mut (*heap).full[class], span, ptr::null_mut());
+                                release(span);
+                            } else {
+                                (*heap).full_pending.store(true, Relaxed);
+                            }
                         } else {
+                            unlink(&mut (*heap).full[class], span, ptr::null_mut());
                             Span::collect(span);
-                            if (*span).used == 0 {
+                            if (*span).used == 0 && Span::quiescent(span) {
                                 release(span);
                             } else {
                                 Heap::push_current(heap, class, span);
@@ -557,7 +572,7 @@ impl Heap {
             }
             if (*span).used == 0 && (*heap).current[class] != span {
                 Span::collect(span);
-                if (*span).used == 0 {
+                if (*span).used == 0 && Span::quiescent(span) {
                     unlink(&mut (*heap).current[class], span, span::empty());
                     release(span);
                 }
@@ -580,16 +595,16 @@ impl Heap {
                     let mut span = list;
                     while !span.is_null() && span != span::empty() {
                         let next = (*span).next;
-                        if kind(span, Relaxed) != span::ACTIVE && !unpark(span) {
-                            release(span); // stolen: empty
-                            span = next;
-                            continue;
-                        }
                         (*span).owner.store(ptr::null_mut(), Release);
-                        Span::collect(span);
-                        if (*span).used == 0 {
+                        let stolen = kind(span, Relaxed) != span::ACTIVE && !unpark(span);
+                        if !stolen {
+                            Span::collect(span);
+                        }
+                        if (stolen || (*span).used == 0) && Span::quiescent(span) {
                             release(span);
                         } else {
+                            // Live blocks, or a thief still at work: the
+                            // purge timer or an adopter looks again.
                             push_front(abandoned, span, ptr::null_mut());
                         }
                         span = next;
@@ -614,8 +629,17 @@ fn adopt(class: usize, heap: *mut Heap) -> Option<*mut Span> {
         while !span.is_null() && budget > 0 {
             budget -= 1;
             let next = (*span).next;
+            if kind(span, Acquire) == span::STOLEN {
+                // Empty, its lists unreadable; release once the thief is done.
+                if Span::quiescent(span) {
+                    unlink(&mut abandoned[class], span, ptr::null_mut());
+                    release(span);
+                }
+                span = next;
+                continue;
+            }
             Span::collect(span);
-            if (*span).used == 0 {
+            if (*span).used == 0 && Span::quiescent(span) {
                 unlink(&mut abandoned[class], span, ptr::null_mut());
                 release(span);
             } else if !(*span).free.is_null() || (*span).bump < (*span).capacity {
@@ -639,8 +663,11 @@ pub(crate) fn sweep_abandoned() {
             let mut span = *list;
             while !span.is_null() {
                 let next = (*span).next;
-                Span::collect(span);
-                if (*span).used == 0 {
+                let stolen = kind(span, Acquire) == span::STOLEN;
+                if !stolen {
+                    Span::collect(span);
+                }
+                if (stolen || (*span).used == 0) && Span::quiescent(span) {
                     unlink(list, span, ptr::null_mut());
                     release(span);
                 }

@@ -28,6 +28,13 @@
 //! - `owner` equals a heap's address only while that heap's thread owns the
 //!   span (INV-3).
 //!
+//! - INV-5: a remote freer still reads and writes the header after its
+//!   block is published (the pending count, the state, a steal), so it
+//!   counts itself in `remote_inflight` before publishing and leaves after
+//!   its last access. A span is given back to the page heap only when every
+//!   block is free *and* no remote freer is in flight
+//!   ([`Span::quiescent`]); otherwise it stays listed and is looked at again.
+//!
 //! Must never: allocate, lock, or panic (the global allocator runs it).
 
 use core::ptr::{self, NonNull};
@@ -80,6 +87,9 @@ pub(crate) struct Span {
     /// Blocks pushed on `thread_free` and not yet collected (may lag the
     /// list, never exceed it).
     pub(crate) remote_pending: AtomicU32,
+    /// Remote freers between their first and last access to this header
+    /// (INV-5): the span is released only when this is zero.
+    pub(crate) remote_inflight: AtomicU32,
     /// Neighbours in the owner's (or the abandoned) list.
     pub(crate) next: *mut Span,
     pub(crate) prev: *mut Span,
@@ -105,6 +115,7 @@ pub(crate) static EMPTY: SyncSpan = SyncSpan(Span {
     parked_at: AtomicU64::new(0),
     parked_used: AtomicU32::new(0),
     remote_pending: AtomicU32::new(0),
+    remote_inflight: AtomicU32::new(0),
     next: ptr::null_mut(),
     prev: ptr::null_mut(),
     owner: AtomicPtr::new(ptr::null_mut()),
@@ -149,6 +160,7 @@ impl Span {
                 parked_at: AtomicU64::new(0),
                 parked_used: AtomicU32::new(0),
                 remote_pending: AtomicU32::new(0),
+                remote_inflight: AtomicU32::new(0),
                 next: ptr::null_mut(),
                 prev: ptr::null_mut(),
                 owner: AtomicPtr::new(owner),
@@ -219,6 +231,21 @@ impl Span {
             (*span).remote_pending.fetch_sub(n, Relaxed);
         }
         n
+    }
+
+    /// Whether no remote freer is between its first and last access to the
+    /// header (INV-5). With every block free, the span may then be released.
+    ///
+    /// # Safety
+    ///
+    /// `span` is live.
+    #[inline]
+    pub(crate) unsafe fn quiescent(span: *mut Span) -> bool {
+        // SAFETY: the span is live (caller). SeqCst pairs with the freers'
+        // SeqCst increment before their push (which our collect observed) and
+        // Release decrement after their last access: reading 0 orders all of
+        // their accesses before ours.
+        unsafe { (*span).remote_inflight.load(SeqCst) == 0 }
     }
 
     /// Pushes `block` onto the span's remote free list (any thread) and
