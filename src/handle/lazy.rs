@@ -146,6 +146,9 @@ impl Header {
                 continue;
             }
             if State::settled(word) {
+                if State::overflowing(word) {
+                    self.state.undo_pin(word); // panics: too many live pins
+                }
                 return true;
             }
             if self.state.try_begin_revive(word).is_err() {

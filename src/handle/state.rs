@@ -10,9 +10,11 @@
 //! ```
 //!
 //! Invariants (DESIGN.md, "The pin/discard protocol"):
-//! - INV-1: `DISCARDED` is set only by [`State::try_discard`], and only from a
-//!   value with zero pins and neither flag: a pinned allocation is never
-//!   discarded.
+//! - INV-1: `DISCARDED` is set by [`State::try_discard`], only from a value
+//!   with zero pins and neither flag, so a pinned allocation is never
+//!   discarded; or, in lazy mode, by a reviver that found a page the kernel
+//!   took (INV-6), while pinners that waited for it are counted but have
+//!   not read the bytes.
 //! - INV-2: once `DISCARDED` is set it is never cleared, and every later
 //!   [`State::pin`] fails.
 //! - INV-3: `try_discard` is a single compare-and-swap and `pin` a single
@@ -320,6 +322,11 @@ impl State {
     /// Whether `word` is plain alive and pinnable (no lazy flag).
     pub(crate) fn settled(word: u64) -> bool {
         word & (DISCARDED | OFFERING | OFFERED | REVIVING) == 0
+    }
+
+    /// Whether `word` carries more pins than allowed (see [`State::pin`]).
+    pub(crate) fn overflowing(word: u64) -> bool {
+        word & PIN_MAX != 0
     }
 
     /// Whether `word` is discarded.
