@@ -349,15 +349,21 @@ impl PageHeap {
             return bytes;
         }
         let idx = (ptr.as_ptr() as usize - seg as usize) / page;
+        // Give the pages back before taking the lock for the bookkeeping:
+        // the span is still the caller's, so nobody can be handed it while
+        // `madvise` runs, and allocating threads never wait behind it.
+        let released = release == Release::Now && {
+            // SAFETY: the span is live (caller), so its length is set.
+            let bytes = unsafe { self.span_bytes(ptr) };
+            // SAFETY: the span is ours (caller) and its contents are dead.
+            unsafe { os::discard(ptr, bytes) }.is_ok()
+        };
         let _locked = self.lock.lock();
         // SAFETY: live normal segment, lock held (INV-1).
         let s = unsafe { &mut *seg };
         let pages = core::mem::take(&mut s.span_len[idx]) as usize;
         debug_assert!(pages > 0, "free of a pointer that is not a live span");
         let bytes = pages * page;
-        let released = release == Release::Now
-            // SAFETY: the span is ours (caller) and its contents are dead.
-            && unsafe { os::discard(ptr, bytes) }.is_ok();
         set_range(&mut s.free, idx, pages, true);
         s.free_pages += pages;
         self.in_use.fetch_sub(bytes, Relaxed);
