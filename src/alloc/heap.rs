@@ -90,18 +90,8 @@ pub(crate) fn alloc(class: usize) -> *mut u8 {
     if heap.is_null() {
         return alloc_without_heap(class);
     }
-    // SAFETY: `heap` is this thread's live heap (INV-4); `current` holds a
-    // live span or `EMPTY`, whose `free` is null.
-    unsafe {
-        let span = (*heap).current[class];
-        let block = (*span).free;
-        if !block.is_null() {
-            (*span).free = (*block).next;
-            (*span).used += 1;
-            return block.cast();
-        }
-        Heap::alloc_slow(heap, class)
-    }
+    // SAFETY: `heap` is this thread's live heap (INV-4).
+    unsafe { Heap::alloc(heap, class) }
 }
 
 /// Frees `ptr`, a block of the class span `span`.
@@ -235,18 +225,8 @@ fn alloc_fallback(class: usize) -> *mut u8 {
             return ptr::null_mut();
         }
     }
-    let heap = *slot;
     // SAFETY: the fallback heap is live and we hold its lock (INV-4).
-    unsafe {
-        let span = (*heap).current[class];
-        let block = (*span).free;
-        if !block.is_null() {
-            (*span).free = (*block).next;
-            (*span).used += 1;
-            return block.cast();
-        }
-        Heap::alloc_slow(heap, class)
-    }
+    unsafe { Heap::alloc(*slot, class) }
 }
 
 /// Creates the pthread key and the fork handlers once.
@@ -409,6 +389,28 @@ unsafe fn release(span: *mut Span) {
 }
 
 impl Heap {
+    /// The fast path: pop a block of `class` from the current span, else
+    /// refill.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns `heap` (INV-4).
+    #[inline(always)]
+    unsafe fn alloc(heap: *mut Heap, class: usize) -> *mut u8 {
+        // SAFETY: `current` holds a live span of ours or `EMPTY`, whose
+        // `free` is null (caller owns `heap`).
+        unsafe {
+            let span = (*heap).current[class];
+            let block = (*span).free;
+            if !block.is_null() {
+                (*span).free = (*block).next;
+                (*span).used += 1;
+                return block.cast();
+            }
+            Heap::alloc_slow(heap, class)
+        }
+    }
+
     /// Makes `span` the current span of `class`. The span it displaces is
     /// released if it has become empty, so an empty span never hides behind
     /// the head where nothing would look at it again.
