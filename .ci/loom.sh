@@ -10,10 +10,14 @@
 #      sets REVIVING with a separate `fetch_or`.
 #    - `--cfg discardable_broken_epoch`: `Core::pass` drops its epoch guard
 #      before releasing the victims it claimed.
+#    - `--cfg discardable_broken_inflight`: a remote freer leaves
+#      `remote_inflight` right after its push, before its last access to the
+#      span header.
 #
 # Each build has its own target directory, so none invalidates the normal
 # build or another (RUSTFLAGS differ). Each model has its own preemption
-# bound (3 for the state-word and lazy-mode models, 2 for the epoch model);
+# bound (3 for the state-word, lazy-mode and remote-free models, 2 for the
+# epoch model);
 # setting LOOM_MAX_PREEMPTIONS overrides it for all of them (the epoch model
 # takes about 3 minutes at 3). Extra arguments go to the first `cargo test`
 # (e.g. `--test lazy`). To see the interleaving behind a failure, rerun that
@@ -60,5 +64,7 @@ reject discardable_broken_lazy broken_revive_is_rejected \
     "Causality violation|a pin failed though the kernel took no page|not exactly one reviver|a pinned reader saw"
 reject discardable_broken_epoch broken_epoch_guard_is_rejected \
     "Causality violation|header read after its free"
+reject discardable_broken_inflight broken_inflight_is_rejected \
+    "Causality violation|a remote freer touched a released span"
 
 echo "== loom checks passed in $((SECONDS - start)) s"

@@ -20,6 +20,12 @@
 //!   offered page, the owner's drop and a discarder, on a lazy arena whose
 //!   pages loom sees through the crate's loom page source
 //!   (`__loom::pages`).
+//! - `remote_free`: the allocator's remote-free protocol (src/alloc/span.rs
+//!   INV-4, INV-5): an owner collecting, or parking, a class span while a
+//!   remote thread frees its last live block, on the shipped span and heap
+//!   code (`__loom::ClassSpans`); a release before the freer's last header
+//!   access, a steal and an unpark that both win, an owner reading a stolen
+//!   span, or a lost block is rejected.
 //!
 //! Each protocol has a deliberately broken variant, a cfg switch with which
 //! `.ci/loom.sh` builds `tests/broken.rs` and which loom must reject:
@@ -29,12 +35,18 @@
 //!   by a separate `fetch_or` (`lazy::two_pinners_revive_once` must fail);
 //! - `--cfg discardable_broken_epoch`: `Core::pass` drops its epoch guard
 //!   before it releases its victims
-//!   (`table::last_handle_dropped_while_the_manager_scans` must fail).
+//!   (`table::last_handle_dropped_while_the_manager_scans` must fail);
+//! - `--cfg discardable_broken_inflight`: the remote freer leaves
+//!   `remote_inflight` right after its push, before its last header access
+//!   (`remote_free::owner_collects_while_the_last_block_is_freed_remotely`
+//!   must fail).
 
 #[cfg(loom)]
 pub mod harness;
 #[cfg(loom)]
 pub mod lazy;
+#[cfg(loom)]
+pub mod remote_free;
 #[cfg(loom)]
 pub mod state;
 #[cfg(loom)]

@@ -10,6 +10,9 @@
 //! - `--cfg discardable_broken_epoch`: `Core::pass` drops its epoch guard
 //!   before it releases the victims it claimed, so a header it still reads
 //!   can be retired and freed under it.
+//! - `--cfg discardable_broken_inflight`: the allocator's remote freer
+//!   leaves `remote_inflight` right after its push, so the owner can release
+//!   the span while the freer still reads its header.
 #![cfg(loom)]
 
 #[cfg(discardable_broken)]
@@ -28,4 +31,10 @@ fn broken_revive_is_rejected() {
 #[test]
 fn broken_epoch_guard_is_rejected() {
     loom_tests::table::last_handle_dropped_while_the_manager_scans();
+}
+
+#[cfg(discardable_broken_inflight)]
+#[test]
+fn broken_inflight_is_rejected() {
+    loom_tests::remote_free::owner_collects_while_the_last_block_is_freed_remotely();
 }

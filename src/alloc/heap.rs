@@ -24,13 +24,28 @@
 
 use core::cell::{Cell, UnsafeCell};
 use core::ffi::c_void;
-use core::ptr::{self, NonNull};
+use core::ptr;
+#[cfg(not(loom))]
+use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::*};
+
+/// The span header type, for `crate::__loom` (its module is private).
+#[cfg(loom)]
+pub(crate) use super::span::Span as ModelSpan;
+
+/// A heap's `full_pending` flag: a loom atomic under loom, so the models
+/// see the remote freer's hand-over to the owner.
+#[cfg(not(loom))]
+type PendingFlag = AtomicBool;
+#[cfg(loom)]
+type PendingFlag = crate::sync::AtomicBool;
 
 use super::size_class::{span_bytes, CLASSES};
 use super::span::{self, Block, Span};
 use crate::os;
-use crate::page_heap::{self, Release};
+use crate::page_heap;
+#[cfg(not(loom))]
+use crate::page_heap::Release;
 use crate::sync::RawLock;
 
 /// A thread's heap (INV-4).
@@ -42,7 +57,7 @@ pub(crate) struct Heap {
     /// Per class: spans with nothing free when last looked at.
     full: [*mut Span; CLASSES],
     /// Set by a remote free into one of our full spans.
-    full_pending: AtomicBool,
+    full_pending: PendingFlag,
     /// Link in the pool's free list.
     pool_next: *mut Heap,
 }
@@ -115,17 +130,69 @@ pub(crate) unsafe fn free(span: *mut Span, ptr: *mut u8) {
             }
             return;
         }
+        free_remote(span, block);
+    }
+}
+
+/// The remote branch of [`free`]: `block` of `span` freed by a thread that
+/// does not own the span.
+///
+/// # Safety
+///
+/// `block` must be a live block handed out from `span`.
+#[inline(always)]
+unsafe fn free_remote(span: *mut Span, block: *mut Block) {
+    // SAFETY: the span outlives its live blocks, and stays unreleased until
+    // our last access to its header (span INV-5).
+    unsafe {
+        #[cfg(loom)]
+        touched(span);
         // Counted in flight before the block is published, out after the
         // last access to the header: the owner never releases the span in
         // between (span INV-5).
         (*span).remote_inflight.fetch_add(1, SeqCst);
         Span::push_remote(span, block);
+        // The broken variant leaves right after publishing: the state load
+        // and a steal then race with the span's release.
+        #[cfg(discardable_broken_inflight)]
+        (*span).remote_inflight.fetch_sub(1, Release);
+        #[cfg(loom)]
+        touched(span);
         let state = (*span).state.load(SeqCst);
+        #[cfg(loom)]
+        touched(span);
         if state & span::KIND == span::PARKED {
             remote_free_to_parked(span, state);
         }
+        #[cfg(loom)]
+        touched(span);
+        #[cfg(not(discardable_broken_inflight))]
         (*span).remote_inflight.fetch_sub(1, Release);
     }
+}
+
+/// Loom models only: a remote freer's access to the header of `span`,
+/// checked against the span's release (span INV-5).
+///
+/// # Safety
+///
+/// `span` points to a span header (the models never unmap one).
+#[cfg(loom)]
+unsafe fn touched(span: *mut Span) {
+    // SAFETY: a read of the model's cell; loom checks it against the write
+    // in `release`.
+    unsafe { (*span).released.with(|r| assert!(!*r, "a remote freer touched a released span")) };
+}
+
+// Monotonic time in nanoseconds; under loom a counter that advances by
+// `span::STEAL_AFTER_NS` per call (invisible to loom), so every steal is
+// old enough.
+#[cfg(not(loom))]
+use crate::os::now_ns;
+#[cfg(loom)]
+fn now_ns() -> u64 {
+    static CLOCK: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+    CLOCK.fetch_add(span::STEAL_AFTER_NS, Relaxed) + span::STEAL_AFTER_NS
 }
 
 /// A remote free hit a parked span: steal it if the span is now empty and
@@ -145,17 +212,29 @@ unsafe fn remote_free_to_parked(span: *mut Span, parked: u32) {
         // stale, but then the epoch in `parked` no longer matches and the
         // CAS fails (span INV-4).
         let empty = (*span).remote_pending.load(Acquire) == (*span).parked_used.load(Acquire);
+        #[cfg(loom)]
+        touched(span);
         if empty
-            && os::now_ns().saturating_sub((*span).parked_at.load(Relaxed)) >= span::STEAL_AFTER_NS
+            && now_ns().saturating_sub((*span).parked_at.load(Relaxed)) >= span::STEAL_AFTER_NS
             && (*span).state.compare_exchange(parked, (parked & !span::KIND) | span::STOLEN, AcqRel, Relaxed).is_ok()
         {
+            #[cfg(loom)]
+            touched(span);
             // Every block is free (span INV-4): give the block pages back
             // now; the header page stays until the owner frees the span.
-            let page = page_heap::global().page_size();
-            let bytes = span_bytes((*span).class as usize);
-            let first = NonNull::new_unchecked(span.cast::<u8>().add(page));
-            let _ = os::discard(first, bytes - page);
+            #[cfg(not(loom))]
+            {
+                let page = page_heap::global().page_size();
+                let bytes = span_bytes((*span).class as usize);
+                let first = NonNull::new_unchecked(span.cast::<u8>().add(page));
+                let _ = os::discard(first, bytes - page);
+            }
+            // The model's discard: a write the owner's `collect` checks.
+            #[cfg(loom)]
+            (*span).discarded.with_mut(|d| *d = true);
         }
+        #[cfg(loom)]
+        touched(span);
         let owner = (*span).owner.load(Acquire);
         if !owner.is_null() {
             // Heaps are never unmapped (pooled), so a stale owner is at worst
@@ -313,7 +392,7 @@ fn pool_take() -> *mut Heap {
         heap.write(Heap {
             current: [span::empty(); CLASSES],
             full: [ptr::null_mut(); CLASSES],
-            full_pending: AtomicBool::new(false),
+            full_pending: PendingFlag::new(false),
             pool_next: ptr::null_mut(),
         })
     };
@@ -376,6 +455,7 @@ unsafe fn push_front(head: *mut *mut Span, span: *mut Span, empty_head: *mut Spa
 /// # Safety
 ///
 /// The caller owns `span`, it is on no list, and none of its blocks is live.
+#[cfg(not(loom))]
 unsafe fn release(span: *mut Span) {
     // SAFETY: the caller owns the span and its memory is unused.
     unsafe {
@@ -386,6 +466,25 @@ unsafe fn release(span: *mut Span) {
         IN_USE.fetch_sub(bytes, Relaxed);
     }
     NEED_PURGE.store(true, Relaxed);
+}
+
+/// Under loom: the model's release, a write to the span's `released` cell
+/// that loom checks against every remote freer's access (span INV-5). The
+/// memory stays the model's.
+///
+/// # Safety
+///
+/// As for the real `release`.
+#[cfg(loom)]
+unsafe fn release(span: *mut Span) {
+    // SAFETY: the model's cell; loom checks this write against the remote
+    // freers' reads.
+    unsafe {
+        (*span).released.with_mut(|r| {
+            assert!(!*r, "a span was released twice");
+            *r = true;
+        })
+    };
 }
 
 impl Heap {
@@ -493,13 +592,17 @@ impl Heap {
             let class = (*span).class as usize;
             unlink(&mut (*heap).current[class], span, span::empty());
             (*span).parked_used.store((*span).used, Relaxed);
-            (*span).parked_at.store(os::now_ns(), Relaxed);
+            (*span).parked_at.store(now_ns(), Relaxed);
             // A new epoch: a thief holding an older parked word fails its CAS.
             let epoch = ((*span).state.load(Relaxed) & !span::KIND).wrapping_add(span::KIND + 1);
             // SeqCst store, then re-check `thread_free`: pairs with the
             // pusher's SeqCst CAS then `state` load (span.rs), so a remote
             // free is never stranded on a parked span.
             (*span).state.store(epoch | span::PARKED, SeqCst);
+            // Pairs with the fence after the pusher's CAS (span.rs): the
+            // store and the load below are ordered by the SeqCst total
+            // order, as loom can check.
+            crate::sync::fence(SeqCst);
             if (*span).thread_free.load(SeqCst).is_null() {
                 push_front(&mut (*heap).full[class], span, ptr::null_mut());
             } else if unpark(span) {
@@ -692,4 +795,201 @@ fn new_span(class: usize, heap: *mut Heap) -> Option<*mut Span> {
     };
     super::direct::after_growth();
     Some(span)
+}
+
+/// The remote-free protocol's entry points for the loom models
+/// (`crate::__loom::ClassSpans`): a heap and class spans built in model
+/// memory, driven through the shipped functions without TLS.
+#[cfg(loom)]
+pub(crate) mod model {
+    use core::ptr::{self, NonNull};
+    use core::sync::atomic::Ordering::*;
+
+    use super::super::size_class::span_bytes;
+    use super::super::span::{self, Block, Span};
+    use super::{Heap, PendingFlag, CLASSES};
+
+    /// A fresh heap with no spans, in a `Box` the caller frees with
+    /// [`drop_heap`].
+    pub(crate) fn new_heap() -> *mut Heap {
+        Box::into_raw(Box::new(Heap {
+            current: [span::empty(); CLASSES],
+            full: [ptr::null_mut(); CLASSES],
+            full_pending: PendingFlag::new(false),
+            pool_next: ptr::null_mut(),
+        }))
+    }
+
+    /// Frees a heap from [`new_heap`].
+    ///
+    /// # Safety
+    ///
+    /// `heap` came from [`new_heap`] and is used no more.
+    pub(crate) unsafe fn drop_heap(heap: *mut Heap) {
+        // SAFETY: caller.
+        drop(unsafe { Box::from_raw(heap) });
+    }
+
+    /// A span of class 0 owned by `heap`, in model memory, holding
+    /// `capacity` blocks of which `live` are handed out (the first `live`;
+    /// the rest are on its free list); not on any list.
+    pub(crate) fn new_span(heap: *mut Heap, capacity: u32, live: u32) -> *mut Span {
+        let bytes = span_bytes(0);
+        let layout = std::alloc::Layout::from_size_align(bytes, bytes).expect("span layout");
+        // SAFETY: a non-zero size.
+        let base = NonNull::new(unsafe { std::alloc::alloc_zeroed(layout) }).expect("loom model: out of memory");
+        // SAFETY: fresh memory of the class's span size and alignment.
+        let span = unsafe { Span::init(base, 0, heap) };
+        // SAFETY: the span is ours; `extend` hands out the first `capacity`
+        // blocks onto `free`, then we take the first `live` off it.
+        unsafe {
+            (*span).capacity = capacity;
+            Span::extend(span);
+            for _ in 0..live {
+                let block = (*span).free;
+                (*span).free = (*block).next;
+                (*span).used += 1;
+            }
+        }
+        span
+    }
+
+    /// Frees a span from [`new_span`] (its memory; loom's objects in it
+    /// belong to the execution).
+    ///
+    /// # Safety
+    ///
+    /// `span` came from [`new_span`] and is used no more.
+    pub(crate) unsafe fn drop_span(span: *mut Span) {
+        let bytes = span_bytes(0);
+        let layout = std::alloc::Layout::from_size_align(bytes, bytes).expect("span layout");
+        // SAFETY: allocated in `new_span` with this layout.
+        unsafe { std::alloc::dealloc(span.cast(), layout) };
+    }
+
+    /// The `i`th block of `span`.
+    pub(crate) fn block(span: *mut Span, i: usize) -> *mut Block {
+        // SAFETY: in bounds of the span (the model's spans are class 0).
+        unsafe { span.cast::<u8>().add(span::HEADER_BYTES + i * (*span).block_size as usize).cast() }
+    }
+
+    /// Makes `span` the head of `heap`'s current list of class 0.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns `heap` and `span`, which is on no list.
+    pub(crate) unsafe fn make_current(heap: *mut Heap, span: *mut Span) {
+        // SAFETY: caller.
+        unsafe { super::push_front(&mut (*heap).current[0], span, span::empty()) };
+    }
+
+    /// `free`'s remote branch (a thread that does not own the span).
+    ///
+    /// # Safety
+    ///
+    /// `block` is a live block of `span`, freed once.
+    pub(crate) unsafe fn free_remote(span: *mut Span, block: *mut Block) {
+        // SAFETY: caller.
+        unsafe { super::free_remote(span, block) };
+    }
+
+    /// `Heap::push_current`: the owner makes `span` current, collecting
+    /// the displaced head and releasing it if it is empty and quiescent.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns `heap` and `span`, which is on no list.
+    pub(crate) unsafe fn push_current(heap: *mut Heap, span: *mut Span) {
+        // SAFETY: caller.
+        unsafe { Heap::push_current(heap, 0, span) };
+    }
+
+    /// One turn of `Heap::alloc_slow`'s loop on the head `span` of class 0:
+    /// if it has nothing free, nothing remote and nothing to bump, park it
+    /// (`Heap::park_full`). Returns whether it was parked.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns `heap`; `span` heads its current list of class 0.
+    pub(crate) unsafe fn refill_turn(heap: *mut Heap, span: *mut Span) -> bool {
+        // SAFETY: caller; the same test as `alloc_slow`.
+        unsafe {
+            if (*span).free.is_null() && Span::collect(span) == 0 && !Span::extend(span) {
+                Heap::park_full(heap, span);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// The start of `Heap::alloc_slow`: rescue full spans if a remote
+    /// free flagged them. Returns whether it did.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns `heap`.
+    pub(crate) unsafe fn rescue_if_pending(heap: *mut Heap) -> bool {
+        // SAFETY: caller.
+        unsafe {
+            if (*heap).full_pending.swap(false, Acquire) {
+                Heap::rescue_full(heap);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Whether `span` is on `heap`'s current (`Some(true)`) or full
+    /// (`Some(false)`) list of class 0, or on neither.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns `heap`.
+    pub(crate) unsafe fn listed(heap: *mut Heap, span: *mut Span) -> Option<bool> {
+        // SAFETY: caller: the lists are ours.
+        unsafe {
+            for (head, current) in [((*heap).current[0], true), ((*heap).full[0], false)] {
+                let mut s = head;
+                while !s.is_null() && s != span::empty() {
+                    if s == span {
+                        return Some(current);
+                    }
+                    s = (*s).next;
+                }
+            }
+        }
+        None
+    }
+
+    /// What a model checks of a span after its threads joined: (kind,
+    /// `used`, blocks on `free`, blocks on `thread_free`, `remote_inflight`,
+    /// released, discarded).
+    ///
+    /// # Safety
+    ///
+    /// `span` came from [`new_span`]; the caller is its owner (remote
+    /// freers may still run: their accesses are atomic) or the only thread.
+    pub(crate) unsafe fn observe(span: *mut Span) -> (u32, u32, u32, u32, u32, bool, bool) {
+        let count = |mut b: *mut Block| {
+            let mut n = 0;
+            while !b.is_null() {
+                n += 1;
+                // SAFETY: blocks of a quiescent span's lists.
+                b = unsafe { (*b).next };
+            }
+            n
+        };
+        // SAFETY: caller; the cells are read through loom.
+        unsafe {
+            (
+                (*span).state.load(Acquire) & span::KIND,
+                (*span).used,
+                if (*span).discarded.with(|d| *d) { 0 } else { count((*span).free) },
+                count((*span).thread_free.load(Acquire)),
+                (*span).remote_inflight.load(Acquire),
+                (*span).released.with(|r| *r),
+                (*span).discarded.with(|d| *d),
+            )
+        }
+    }
 }

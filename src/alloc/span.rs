@@ -35,10 +35,23 @@
 //!   block is free *and* no remote freer is in flight
 //!   ([`Span::quiescent`]); otherwise it stays listed and is looked at again.
 //!
+//! Under `cfg(loom)` the header's atomics are loom's and the header carries
+//! two model cells (`released`, `discarded`), so `loom-tests/`
+//! (`remote_free`) checks INV-4 and INV-5 on this code.
+//!
 //! Must never: allocate, lock, or panic (the global allocator runs it).
 
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering::*};
+use core::sync::atomic::Ordering::*;
+
+use crate::sync::fence;
+#[cfg(not(loom))]
+use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64};
+
+// Under loom the header's atomics are loom's, so the models in `loom-tests/`
+// check the remote-free protocol on this very code.
+#[cfg(loom)]
+use crate::sync::{AtomicPtr, AtomicU32, AtomicU64};
 
 use super::heap::Heap;
 use super::size_class::{block_size, span_bytes, CLASS_ALIGN_MAX};
@@ -97,13 +110,35 @@ pub(crate) struct Span {
     pub(crate) owner: AtomicPtr<Heap>,
     /// Blocks freed by other threads.
     pub(crate) thread_free: AtomicPtr<Block>,
+    /// Loom models only: written when the span is released (the model's
+    /// stand-in for giving it back to the page heap). Every remote freer
+    /// reads it around its accesses to the header, so loom rejects an access
+    /// that is not ordered before the release (INV-5).
+    #[cfg(loom)]
+    pub(crate) released: crate::sync::UnsafeCell<bool>,
+    /// Loom models only: written when a thief steals the span and discards
+    /// its block pages; the owner's `collect` reads it, so loom rejects an
+    /// owner that reads the lists of a stolen span.
+    #[cfg(loom)]
+    pub(crate) discarded: crate::sync::UnsafeCell<bool>,
 }
 
-static_assertions::const_assert!(core::mem::size_of::<Span>() <= CLASS_ALIGN_MAX);
+/// Bytes before a span's first block: the header's slot.
+#[cfg(not(loom))]
+pub(crate) const HEADER_BYTES: usize = CLASS_ALIGN_MAX;
+/// Under loom the header holds loom's atomics and cells, which are larger,
+/// so the blocks start further in (still aligned to [`CLASS_ALIGN_MAX`]).
+#[cfg(loom)]
+pub(crate) const HEADER_BYTES: usize = core::mem::size_of::<Span>().next_multiple_of(CLASS_ALIGN_MAX);
+
+static_assertions::const_assert!(core::mem::size_of::<Span>() <= HEADER_BYTES);
 
 /// The sentinel every heap's `current` slot points to when it has no span:
 /// no free block, nothing to bump, so the fast path falls to the slow path
-/// without a null check. Never written.
+/// without a null check. Never written. (Not under loom, whose atomics have
+/// no `const` constructor: there [`empty`] is a dangling address that the
+/// modelled paths only compare against.)
+#[cfg(not(loom))]
 pub(crate) static EMPTY: SyncSpan = SyncSpan(Span {
     free: ptr::null_mut(),
     used: 0,
@@ -123,17 +158,27 @@ pub(crate) static EMPTY: SyncSpan = SyncSpan(Span {
 });
 
 /// [`EMPTY`]'s wrapper, so the static may hold raw pointers.
+#[cfg(not(loom))]
 #[repr(transparent)]
 pub(crate) struct SyncSpan(Span);
 
 // SAFETY: `EMPTY` is never written: the slow path checks for it before any
 // write (see `Heap::alloc_slow`).
+#[cfg(not(loom))]
 unsafe impl Sync for SyncSpan {}
 
 /// The address of [`EMPTY`].
+#[cfg(not(loom))]
 #[inline(always)]
 pub(crate) fn empty() -> *mut Span {
     ptr::addr_of!(EMPTY.0).cast_mut()
+}
+
+/// Under loom: a well-aligned address no span has, never dereferenced by
+/// the modelled paths (the fast path, which reads it, is not modelled).
+#[cfg(loom)]
+pub(crate) fn empty() -> *mut Span {
+    NonNull::<Span>::dangling().as_ptr()
 }
 
 impl Span {
@@ -146,7 +191,7 @@ impl Span {
     pub(crate) unsafe fn init(base: NonNull<u8>, class: usize, owner: *mut Heap) -> *mut Span {
         let span = base.as_ptr().cast::<Span>();
         let size = block_size(class);
-        let capacity = (span_bytes(class) - CLASS_ALIGN_MAX) / size;
+        let capacity = (span_bytes(class) - HEADER_BYTES) / size;
         // SAFETY: the span is fresh and ours (caller), aligned for `Span`.
         unsafe {
             span.write(Span {
@@ -165,6 +210,10 @@ impl Span {
                 prev: ptr::null_mut(),
                 owner: AtomicPtr::new(owner),
                 thread_free: AtomicPtr::new(ptr::null_mut()),
+                #[cfg(loom)]
+                released: crate::sync::UnsafeCell::new(false),
+                #[cfg(loom)]
+                discarded: crate::sync::UnsafeCell::new(false),
             })
         };
         span
@@ -191,7 +240,7 @@ impl Span {
                 return false;
             }
             let n = ((4096 / size).max(1) as u32).min(cap - bump);
-            let base = span.cast::<u8>().add(CLASS_ALIGN_MAX);
+            let base = span.cast::<u8>().add(HEADER_BYTES);
             let mut head = (*span).free;
             for i in (bump..bump + n).rev() {
                 let block = base.add(i as usize * size).cast::<Block>();
@@ -210,6 +259,12 @@ impl Span {
     ///
     /// The caller owns `span` (INV-1) and it is not [`EMPTY`].
     pub(crate) unsafe fn collect(span: *mut Span) -> u32 {
+        // SAFETY: a read of the model's cell; loom checks it against a
+        // thief's write (a stolen span's lists are not the owner's).
+        #[cfg(loom)]
+        unsafe {
+            (*span).discarded.with(|d| assert!(!*d, "the owner collected a stolen span"))
+        };
         // SAFETY: `thread_free` is an atomic; taking it whole is the
         // owner's right (INV-2). Acquire pairs with the pushers' Release.
         let mut block = unsafe { (*span).thread_free.swap(ptr::null_mut(), SeqCst) };
@@ -267,10 +322,18 @@ impl Span {
                 // pattern: either the owner sees this block or we see the
                 // span parked as full).
                 match (*span).thread_free.compare_exchange_weak(head, block, SeqCst, Relaxed) {
-                    // AcqRel: the increments form a release sequence, so the
-                    // thread that sees the last one happens after every
-                    // earlier remote free (the thief's precondition).
-                    Ok(_) => return (*span).remote_pending.fetch_add(1, AcqRel).wrapping_add(1),
+                    Ok(_) => {
+                        // The Dekker pattern needs the single total order of
+                        // SeqCst; a fence gives it where loom (which models
+                        // SeqCst accesses as AcqRel) can check it. Pairs with
+                        // the fence after the owner's store in `park_full`.
+                        fence(SeqCst);
+                        // AcqRel: the increments form a release sequence, so
+                        // the thread that sees the last one happens after
+                        // every earlier remote free (the thief's
+                        // precondition).
+                        return (*span).remote_pending.fetch_add(1, AcqRel).wrapping_add(1);
+                    }
                     Err(actual) => head = actual,
                 }
             }

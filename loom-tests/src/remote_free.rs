@@ -1,0 +1,105 @@
+//! Models of the allocator's remote-free protocol (src/alloc/span.rs INV-4,
+//! INV-5, and the remote branch of `heap::free`).
+//!
+//! The spans and the heap are the shipped ones, built in model memory by
+//! [`ClassSpans`], whose header atomics (and the heap's `full_pending`) are
+//! loom's under `cfg(loom)`; the remote freer runs `free`'s remote branch
+//! (`free_remote`), the owner runs `Heap::push_current`, one turn of
+//! `Heap::alloc_slow`'s refill loop (`Heap::park_full`) and its
+//! `rescue_full` prologue. Under loom, releasing a span writes a loom cell
+//! that the remote freer reads around each of its accesses to the header,
+//! so a release not ordered after the freer's last access is a causality
+//! violation (and one ordered before it trips an assertion); a thief's
+//! discard writes a cell the owner's `collect` reads, so an owner that reads
+//! a stolen span's lists is rejected the same way. The steal's age check
+//! sees a clock that always says "old enough".
+
+use discardable::__loom::{ClassSpans, SpanView, ACTIVE, PARKED, STOLEN};
+use loom::sync::Arc;
+use loom::thread;
+
+use crate::harness::{self, Outcomes};
+
+/// Span 0 holds one block, handed out; a remote thread frees it while the
+/// owner makes span 1 current, which collects span 0 and releases it if it
+/// is empty and no remote freer is in flight (span INV-5). The release must
+/// follow the freer's last access to the header, and no block is lost.
+pub fn owner_collects_while_the_last_block_is_freed_remotely() {
+    let outcomes = Outcomes::new(&["released", "collected, the freer still in flight", "collected nothing"]);
+    let seen = std::sync::Arc::clone(&outcomes);
+    harness::check("owner collects while the last block is freed remotely", 3, move || {
+        let spans = Arc::new(ClassSpans::new(&[(1, 1), (1, 0)]));
+        spans.make_current(0);
+        let freer = {
+            let spans = Arc::clone(&spans);
+            thread::spawn(move || spans.free_remote(0, 0))
+        };
+        // The owner: span 1 displaces span 0 as current.
+        spans.push_current(1);
+        let v = spans.view(0);
+        freer.join().unwrap();
+        let after = spans.view(0);
+        assert_eq!(after.inflight, 0, "a remote freer never left");
+        if v.released {
+            seen.saw(0);
+            assert_eq!(after.listed, None, "a released span is still listed");
+            assert_eq!(after.used, 0, "a span was released with a live block");
+        } else {
+            seen.saw(if v.used == 0 { 1 } else { 2 });
+            assert_eq!(after.listed, Some(true), "an unreleased span left the current list");
+            assert!(
+                (after.used, after.free, after.remote) == (0, 1, 0)
+                    || (after.used, after.free, after.remote) == (1, 0, 1),
+                "the freed block was lost: {after:?}"
+            );
+        }
+    });
+    outcomes.assert_all_seen();
+}
+
+/// Span 0 holds one block, handed out, and heads the owner's current list;
+/// a remote thread frees it while the owner finds the span full and parks
+/// it (`Heap::park_full`), then, as its next `alloc_slow` would, rescues
+/// flagged full spans. Exactly one of the owner's unpark and the freer's
+/// steal wins; a stolen span is released (once the thief is done) and never
+/// collected or reused by the owner; no block is lost or stranded on a
+/// parked span.
+pub fn owner_parks_while_the_last_block_is_freed_remotely() {
+    let outcomes = Outcomes::new(&["collected before parking", "unparked by the owner", "stolen by the freer"]);
+    let seen = std::sync::Arc::clone(&outcomes);
+    harness::check("owner parks while the last block is freed remotely", 3, move || {
+        let spans = Arc::new(ClassSpans::new(&[(1, 1)]));
+        spans.make_current(0);
+        let freer = {
+            let spans = Arc::clone(&spans);
+            thread::spawn(move || spans.free_remote(0, 0))
+        };
+        let parked = spans.refill_turn(0);
+        freer.join().unwrap();
+        spans.rescue_if_pending();
+        let v: SpanView = spans.view(0);
+        assert_eq!(v.inflight, 0, "a remote freer never left");
+        assert_ne!(v.kind, PARKED, "a remote free was stranded on a parked span: {v:?}");
+        match v.kind {
+            STOLEN => {
+                seen.saw(2);
+                assert!(parked, "a span the owner never parked was stolen");
+                assert!(v.discarded, "a steal skipped the discard");
+                assert!(v.released, "a stolen span was never released: {v:?}");
+                assert_eq!(v.listed, None, "a stolen span is still listed: {v:?}");
+            }
+            ACTIVE => {
+                seen.saw(if parked { 1 } else { 0 });
+                assert!(!v.discarded, "an active span's pages were discarded");
+                if v.released {
+                    assert_eq!((v.listed, v.used), (None, 0), "a released span is listed or live: {v:?}");
+                } else {
+                    assert_eq!(v.listed, Some(true), "an active span is not current: {v:?}");
+                    assert_eq!((v.used, v.free, v.remote), (0, 1, 0), "the freed block was lost: {v:?}");
+                }
+            }
+            kind => panic!("unknown span kind {kind}"),
+        }
+    });
+    outcomes.assert_all_seen();
+}

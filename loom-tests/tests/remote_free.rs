@@ -1,0 +1,13 @@
+//! The allocator's remote-free protocol under loom: an owner collecting or
+//! parking a span while a remote thread frees its last live block.
+#![cfg(loom)]
+
+#[test]
+fn owner_collects_while_the_last_block_is_freed_remotely() {
+    loom_tests::remote_free::owner_collects_while_the_last_block_is_freed_remotely();
+}
+
+#[test]
+fn owner_parks_while_the_last_block_is_freed_remotely() {
+    loom_tests::remote_free::owner_parks_while_the_last_block_is_freed_remotely();
+}
