@@ -89,7 +89,7 @@
 //! Run: `cargo bench --bench reaction` (about a minute).
 
 use std::collections::HashMap;
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -102,6 +102,10 @@ use std::time::{Duration, Instant};
 
 use discardable::{DiscardAlloc, Discardable, Manager, ManagerBuilder, ReclaimMode, Signal};
 
+#[path = "../tests/support/cgroup_v1.rs"]
+mod cgroup_v1;
+use cgroup_v1::{join_group, now_ns, Group, SysBuf, V1_ROOT};
+
 #[global_allocator]
 static A: DiscardAlloc = DiscardAlloc::new();
 
@@ -110,7 +114,6 @@ const MODE_ENV: &str = "DISCARDABLE_REACTION_MODE";
 const SCENARIO_ENV: &str = "DISCARDABLE_REACTION_SCENARIO";
 const GROUP_ENV: &str = "DISCARDABLE_REACTION_GROUP";
 
-const V1_ROOT: &str = "/sys/fs/cgroup/memory";
 const MIB: usize = 1 << 20;
 /// The group's limit.
 const LIMIT: usize = 512 * MIB;
@@ -293,46 +296,9 @@ fn cgroup_available() -> Result<(), String> {
     if !root.join("cgroup.procs").exists() || !root.join("memory.max_usage_in_bytes").exists() {
         return Err(format!("no cgroup v1 memory controller at {V1_ROOT}"));
     }
-    let group = Group::create()?;
+    let group = Group::create("bench", LIMIT)?;
     drop(group);
     Ok(())
-}
-
-/// A child group of the v1 memory controller with [`LIMIT`], removed on
-/// drop.
-struct Group {
-    dir: PathBuf,
-}
-
-impl Group {
-    fn create() -> Result<Group, String> {
-        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = Path::new(V1_ROOT).join(format!("discardable-bench-{}-{n}", std::process::id()));
-        std::fs::create_dir(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        let group = Group { dir };
-        let limit = group.dir.join("memory.limit_in_bytes");
-        std::fs::write(&limit, LIMIT.to_string()).map_err(|e| format!("cannot write {}: {e}", limit.display()))?;
-        Ok(group)
-    }
-
-    fn oom_kills(&self) -> u64 {
-        let text = std::fs::read_to_string(self.dir.join("memory.oom_control")).unwrap_or_default();
-        text.lines().find_map(|l| l.strip_prefix("oom_kill ")?.trim().parse().ok()).unwrap_or(0)
-    }
-}
-
-impl Drop for Group {
-    fn drop(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while let Err(e) = std::fs::remove_dir(&self.dir) {
-            if Instant::now() >= deadline {
-                eprintln!("warning: could not remove {}: {e}", self.dir.display());
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
 }
 
 /// A re-executed child in the group; its stdout lines come through a
@@ -416,32 +382,12 @@ impl Drop for Proc {
     }
 }
 
-/// Moves the calling process into the group whose `cgroup.procs` is
-/// `procs` (`0` means "the writer"). Runs between `fork` and `exec`.
-fn join_group(procs: &CStr) -> std::io::Result<()> {
-    // SAFETY: `procs` is a valid C string; open is async-signal-safe.
-    let fd = unsafe { libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: `fd` is open; the buffer is one readable byte.
-    let n = unsafe { libc::write(fd, b"0".as_ptr().cast(), 1) };
-    let err = std::io::Error::last_os_error();
-    // SAFETY: `fd` is ours and closed once.
-    unsafe { libc::close(fd) };
-    if n == 1 {
-        Ok(())
-    } else {
-        Err(err)
-    }
-}
-
 /// One repetition of one cell.
 fn run_episode(scenario: &str, mode: &str, ftrace: Option<&Ftrace>) -> Episode {
     if let Some(f) = ftrace {
         f.clear();
     }
-    let group = match Group::create() {
+    let group = match Group::create("bench", LIMIT) {
         Ok(g) => g,
         Err(e) => return Episode { notes: vec![e], ..Episode::default() },
     };
@@ -472,7 +418,7 @@ fn run_episode(scenario: &str, mode: &str, ftrace: Option<&Ftrace>) -> Episode {
     }
     drop(sibling);
     drop(owner);
-    let oom_kills = group.oom_kills().max(killed);
+    let oom_kills = group.oom_kills().unwrap_or(0).max(killed);
     let stats = owner_stats.as_deref().map(parse).unwrap_or_default();
     if num(&stats, "psi_reclaims") > 0 {
         notes.push(format!("the owner also shed memory for PSI ({} passes)", num(&stats, "psi_reclaims")));
@@ -700,14 +646,6 @@ fn trace_line(line: &str) -> Option<(u64, u64, &str)> {
 
 // -------------------------------------------------------------- children
 
-/// `CLOCK_MONOTONIC` in nanoseconds.
-fn now_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `ts` is a valid, writable timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
 /// A cgroup file kept open and re-read from offset 0 (no allocation, no
 /// open per read).
 struct Counter {
@@ -778,41 +716,10 @@ fn manager_tid() -> Option<u64> {
     })
 }
 
-/// Memory from the system allocator, not ours (`calloc`: fresh pages stay
-/// untouched until the spike writes them).
-struct SysBuf {
-    ptr: *mut u8,
-    layout: std::alloc::Layout,
-}
-
-impl SysBuf {
-    fn new(len: usize) -> SysBuf {
-        let layout = std::alloc::Layout::from_size_align(len, 16).expect("layout");
-        // SAFETY: a non-zero-size layout; zeroed, so every byte is
-        // initialised.
-        let ptr = unsafe { std::alloc::GlobalAlloc::alloc_zeroed(&std::alloc::System, layout) };
-        assert!(!ptr.is_null(), "the system allocator refused {len} bytes");
-        SysBuf { ptr, layout }
-    }
-
-    fn bytes(&mut self) -> &mut [u8] {
-        // SAFETY: a live, initialised allocation of `layout.size()` bytes
-        // that only this value uses.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.layout.size()) }
-    }
-}
-
-impl Drop for SysBuf {
-    fn drop(&mut self) {
-        // SAFETY: allocated by `System` with this layout, freed once.
-        unsafe { std::alloc::GlobalAlloc::dealloc(&std::alloc::System, self.ptr, self.layout) };
-    }
-}
-
 /// The sibling: a spike the owner's allocator cannot see.
 fn sibling(group: &Path) {
     let mut buf = SysBuf::new(SPIKE);
-    let r = spike_and_measure(group, buf.bytes(), None);
+    let r = spike_and_measure(group, buf.as_mut(), None);
     println!("RESULT {r}");
     std::io::stdout().flush().expect("flush");
     let _ = std::io::stdin().read_to_end(&mut Vec::new());

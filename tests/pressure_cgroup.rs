@@ -62,19 +62,23 @@
 //! time (each takes a few seconds) and remove their group afterwards.
 
 use std::collections::HashMap;
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use discardable::{DiscardAlloc, Discardable, Manager, ManagerBuilder, ReclaimMode, Signal};
+
+#[path = "support/cgroup_v1.rs"]
+mod cgroup_v1;
+use cgroup_v1::{join_group, now_ns, read_u64, Group, SysBuf};
 
 #[global_allocator]
 static A: DiscardAlloc = DiscardAlloc::new();
@@ -88,8 +92,6 @@ const VARIANT_ENV: &str = "DISCARDABLE_PRESSURE_VARIANT";
 /// The group's directory.
 const GROUP_ENV: &str = "DISCARDABLE_PRESSURE_GROUP";
 
-/// Where the v1 memory controller is mounted.
-const V1_ROOT: &str = "/sys/fs/cgroup/memory";
 /// The group's `memory.limit_in_bytes`.
 const LIMIT: usize = 256 << 20;
 /// The default high mark (90 % of the limit), in bytes.
@@ -111,8 +113,6 @@ const EVENT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The scenarios share the machine's two cores: one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
-/// Numbers the groups of this process.
-static GROUPS: AtomicUsize = AtomicUsize::new(0);
 
 #[test]
 fn managed_own_growth() {
@@ -159,7 +159,7 @@ fn child_role() {
 fn scenario(mode: &str, variant: &str) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let name = format!("{mode}_{variant}_growth");
-    let group = match Group::create() {
+    let group = match Group::create("test", LIMIT) {
         Ok(group) => group,
         Err(reason) => return skip(&name, &reason),
     };
@@ -254,60 +254,6 @@ fn describe(status: ExitStatus) -> String {
         (Some(code), _) => format!("exited with {code}"),
         (None, Some(sig)) => format!("was killed by signal {sig}"),
         _ => format!("ended with {status}"),
-    }
-}
-
-/// A child group of the v1 memory controller with [`LIMIT`], removed on drop.
-struct Group {
-    dir: PathBuf,
-}
-
-impl Group {
-    /// Makes the group, or says why it cannot.
-    fn create() -> Result<Group, String> {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            return Err("not root: making a memory cgroup needs root".into());
-        }
-        let root = Path::new(V1_ROOT);
-        if !root.join("cgroup.procs").exists() || !root.join("memory.limit_in_bytes").exists() {
-            return Err(format!("no cgroup v1 memory controller at {V1_ROOT}"));
-        }
-        let n = GROUPS.fetch_add(1, Ordering::Relaxed);
-        let dir = root.join(format!("discardable-test-{}-{n}", std::process::id()));
-        std::fs::create_dir(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        let group = Group { dir };
-        let limit = group.dir.join("memory.limit_in_bytes");
-        std::fs::write(&limit, LIMIT.to_string()).map_err(|e| format!("cannot write {}: {e}", limit.display()))?;
-        let read = read_u64(&limit);
-        if read != Some(LIMIT as u64) {
-            return Err(format!("{} reads {read:?} after writing {LIMIT}", limit.display()));
-        }
-        Ok(group)
-    }
-
-    /// `oom_kill` of `memory.oom_control`.
-    fn oom_kills(&self) -> Option<u64> {
-        let text = std::fs::read_to_string(self.dir.join("memory.oom_control")).ok()?;
-        text.lines().find_map(|l| l.strip_prefix("oom_kill ")?.trim().parse().ok())
-    }
-}
-
-impl Drop for Group {
-    fn drop(&mut self) {
-        // The children were waited for (or killed and waited for) before
-        // this runs; the kernel may take a moment to let the group go.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            match std::fs::remove_dir(&self.dir) {
-                Ok(()) => return,
-                Err(e) if Instant::now() >= deadline => {
-                    eprintln!("warning: could not remove {}: {e}", self.dir.display());
-                    return;
-                }
-                Err(_) => thread::sleep(Duration::from_millis(20)),
-            }
-        }
     }
 }
 
@@ -436,26 +382,6 @@ impl Drop for Proc {
     }
 }
 
-/// Moves the calling process into the group whose `cgroup.procs` is
-/// `procs` (`0` means "the writer"). Runs between `fork` and `exec`.
-fn join_group(procs: &CStr) -> std::io::Result<()> {
-    // SAFETY: `procs` is a valid C string; open is async-signal-safe.
-    let fd = unsafe { libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: `fd` is open; the buffer is one readable byte.
-    let n = unsafe { libc::write(fd, b"0".as_ptr().cast(), 1) };
-    let err = std::io::Error::last_os_error();
-    // SAFETY: `fd` is ours and closed once.
-    unsafe { libc::close(fd) };
-    if n == 1 {
-        Ok(())
-    } else {
-        Err(err)
-    }
-}
-
 /// `key=value` pairs after `RESULT`.
 fn parse_result(line: &str) -> HashMap<String, String> {
     line.split_whitespace().filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect()
@@ -488,18 +414,6 @@ fn render(stamps: &[u64]) -> String {
 }
 
 // -------------------------------------------------------------- the children
-
-/// `CLOCK_MONOTONIC` in nanoseconds: the clock every process shares.
-fn now_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `ts` is a valid, writable timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-fn read_u64(path: &Path) -> Option<u64> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
-}
 
 /// Every buffer's pattern: a template of the buffer's length (hashed
 /// words, never zero, without a shorter period) rotated by a per-buffer
@@ -779,41 +693,6 @@ fn owner(mode: ReclaimMode, variant: &str, group: &Path) {
     );
     std::io::stdout().flush().expect("flush");
     drop(strong);
-}
-
-/// Memory from the system allocator, not ours: the owner cannot see it.
-struct SysBuf {
-    ptr: *mut u8,
-    layout: std::alloc::Layout,
-}
-
-impl SysBuf {
-    fn new(len: usize) -> SysBuf {
-        // Alignment 16: `System` then calls `calloc`, which leaves fresh
-        // pages untouched (a larger alignment would `memset` them all here),
-        // so the pieces of `grow_step` are what fault them in.
-        let layout = std::alloc::Layout::from_size_align(len, 16).expect("layout");
-        // SAFETY: a non-zero-size layout. Zeroed, so the bytes are
-        // initialised.
-        let ptr = unsafe { std::alloc::GlobalAlloc::alloc_zeroed(&std::alloc::System, layout) };
-        assert!(!ptr.is_null(), "the system allocator refused {len} bytes");
-        SysBuf { ptr, layout }
-    }
-}
-
-impl AsMut<[u8]> for SysBuf {
-    fn as_mut(&mut self) -> &mut [u8] {
-        // SAFETY: `ptr` is a live, initialised (zeroed) allocation of
-        // `layout.size()` bytes that only this value uses.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.layout.size()) }
-    }
-}
-
-impl Drop for SysBuf {
-    fn drop(&mut self) {
-        // SAFETY: allocated by `System` with this layout, freed once.
-        unsafe { std::alloc::GlobalAlloc::dealloc(&std::alloc::System, self.ptr, self.layout) };
-    }
 }
 
 /// The sibling: strong growth the owner's allocator cannot see.
