@@ -148,7 +148,7 @@ impl Arena {
 
     /// Lazy mode: an offered allocation came back intact; the manager may
     /// offer it again later.
-    pub(crate) fn note_revived(&self, _cost: usize) {
+    pub(crate) fn note_revived(&self) {
         self.counters.revivals.fetch_add(1, Relaxed);
         self.wake.request();
     }

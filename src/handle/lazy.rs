@@ -156,7 +156,7 @@ impl Header {
             }
             if self.revive() {
                 self.state.revived();
-                arena.note_revived(self.cost);
+                arena.note_revived();
                 return true;
             }
             self.state.revive_failed();
