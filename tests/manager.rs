@@ -599,3 +599,21 @@ fn reclaim_counts_zero_cost_victims() {
     assert!(mixed.iter().all(Discardable::is_discarded) && page.is_discarded());
     assert_eq!(m.stats().discarded_count, 6);
 }
+
+/// A panic that recurs on the manager thread (fault injection: run with `--features
+/// fault-injection`) is counted each time and backed off; once it stops, the same thread enforces
+/// the limit again.
+#[cfg(feature = "fault-injection")]
+#[test]
+fn manager_thread_recovers_from_recurring_panics() {
+    let page = page();
+    let limit = 64 * page;
+    let m = Manager::builder().limit(limit).start().unwrap();
+    m.__panic_next_passes(3);
+    let handles: Vec<Discardable<[u8]>> = (0..32).map(|_| Discardable::zeroed_in(16 * page, &m)).collect();
+    assert!(eventually(|| m.stats().discardable_bytes <= limit), "limit not enforced: {:?}", m.stats());
+    assert_eq!(m.stats().manager_panics, 3, "{:?}", m.stats());
+    assert!(handles.iter().any(Discardable::is_discarded));
+    let kept = m.stats().discardable_bytes;
+    assert_eq!(m.reclaim(usize::MAX), kept, "the table lock was released");
+}

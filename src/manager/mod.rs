@@ -13,6 +13,40 @@
 //! otherwise it sleeps. It holds the arena weakly, so it lives while its
 //! [`Manager`] or any handle lives, and it never blocks process exit.
 //!
+//! Panics: a panic in an iteration of the manager thread (a bug: nothing in
+//! a pass panics by design) is caught in [`run`], counted in
+//! [`Stats::manager_panics`], and the same thread carries on after a short
+//! back-off (5 ms, doubling to 1 s while iterations keep panicking) with a
+//! fresh [`Pressure`] (files re-read, notifications re-armed) and fresh
+//! timers. The unwind released whatever the pass held: the table lock
+//! (parking_lot unlocks on unwind and never poisons), the epoch guard
+//! (unpinned), the fork gate (a read guard) and the arena; threads waiting
+//! in direct reclaim are released. Continuing is sound because a pass may be
+//! abandoned at any point without breaking what the `unsafe` code relies on
+//! (table INV-1, state INV-1/3/4):
+//!
+//! - retiring a header is ordered "forget it in the policy, empty its slot,
+//!   defer its free through the epoch", so an unwind between two steps
+//!   leaves it in its slot (a later scan retires it) or leaks it; it is
+//!   never freed twice, nor while the table still holds it;
+//! - a victim is claimed by one CAS that marks it discarded, so an unwind
+//!   between claim and release leaves it discarded with its bytes leaked
+//!   (still counted in `discardable_bytes`): its owner sees `None` and never
+//!   frees them;
+//! - an unwind inside a policy method can leave the policy tracking the
+//!   wrong ids (table INV-2), which misorders or skips victims but cannot
+//!   discard a pinned allocation: every claim is a `try_discard` on a live
+//!   header;
+//! - headers drained from the arena's intake and not yet inserted are lost
+//!   to the table: never reclaimed, their owners free their bytes (a leak of
+//!   headers only).
+//!
+//! So the worst outcome of a panic is a leak, and a thread that stopped
+//! instead would leak every later reclaim. Restarting the thread (as after a
+//! fork, through `thread_gen`) would not do better: the restart waits for the
+//! next call into the manager, and meanwhile nobody answers the arena's
+//! wake-ups or direct reclaim. (With `panic = "abort"` none of this applies.)
+//!
 //! Must never: be reached from the global allocator's path, or hold the
 //! table lock across a system call.
 
@@ -21,6 +55,8 @@ mod stats;
 pub(crate) mod table;
 
 use core::ptr::NonNull;
+use std::ops::ControlFlow;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
@@ -90,6 +126,12 @@ pub(crate) struct Core {
     direct_limit: parking_lot::Mutex<Option<usize>>,
     /// The fork generation the manager thread was spawned in.
     thread_gen: std::sync::atomic::AtomicU64,
+    /// Panics the manager thread caught (module docs, "Panics").
+    manager_panics: std::sync::atomic::AtomicU64,
+    /// Fault injection: how many more manager-thread passes with work to do
+    /// panic on purpose ([`Manager::__panic_next_passes`]).
+    #[cfg(any(test, feature = "fault-injection"))]
+    injected_panics: AtomicUsize,
     /// Loom models only: called with each header a pass reads outside the
     /// table lock, right before and right after the read, so that a model
     /// can check (through its own copy of the header's canary) that the
@@ -181,6 +223,9 @@ impl Manager {
             },
             direct_limit: parking_lot::Mutex::new(None),
             thread_gen: std::sync::atomic::AtomicU64::new(fork::generation()),
+            manager_panics: std::sync::atomic::AtomicU64::new(0),
+            #[cfg(any(test, feature = "fault-injection"))]
+            injected_panics: AtomicUsize::new(0),
             #[cfg(loom)]
             probe: None,
         });
@@ -259,7 +304,18 @@ impl Manager {
             kernel_discards: c.kernel_discards.load(Relaxed),
             locked_bytes: self.inner.arena.store.locked_bytes.load(Relaxed),
             lock_refusals: self.inner.arena.store.lock_refusals.load(Relaxed),
+            manager_panics: core.manager_panics.load(Relaxed),
         }
+    }
+
+    /// Fault injection (feature `fault-injection`; tests only, not part of
+    /// the API): the next `n` passes of the manager thread that have
+    /// something to reclaim panic midway, holding the table lock, an epoch
+    /// guard and the fork gate. See the module docs, "Panics".
+    #[cfg(any(test, feature = "fault-injection"))]
+    #[doc(hidden)]
+    pub fn __panic_next_passes(&self, n: usize) {
+        self.inner.core.injected_panics.store(n, Relaxed);
     }
 }
 
@@ -337,13 +393,18 @@ impl Core {
     }
 
     /// One pass of the manager thread: the larger of what the limit and
-    /// what the pressure signals ask for. Returns whether pins kept the
-    /// arena over its limit.
-    fn run_once(&self, arena: &Arena, local: &LocalHandle, pressure: &mut Pressure) -> (Reading, usize) {
+    /// what the pressure signals ask for. `fresh` asks for the pressure
+    /// files to be read whatever their age (a timer expired); otherwise a
+    /// file sample younger than `Pressure`'s bound is reused, while the
+    /// process's own bytes are always current. Returns the reading and how
+    /// many offerable allocations remain unoffered.
+    fn run_once(&self, arena: &Arena, local: &LocalHandle, pressure: &mut Pressure, fresh: bool) -> (Reading, usize) {
         let own = arena.counters.bytes.load(Relaxed);
         let over_limit = own.saturating_sub(self.limit);
-        let reading = pressure.sample(crate::alloc::strong_bytes() + own);
+        let reading = pressure.sample_if_due(crate::alloc::strong_bytes() + own, fresh);
         let wanted = pressure.decide(&reading).unwrap_or(0);
+        #[cfg(any(test, feature = "fault-injection"))]
+        self.inject_panic(local, over_limit.max(wanted));
         if over_limit > 0 && over_limit >= wanted {
             self.limit_reclaims.fetch_add(1, Relaxed);
         } else if let (true, Some(signal)) = (wanted > 0, reading.trigger) {
@@ -351,6 +412,19 @@ impl Core {
         }
         let (_, unoffered) = self.pass(arena, local, over_limit.max(wanted), self.lazy_delay.is_some());
         (reading, unoffered)
+    }
+
+    /// Fault injection: if a panic was requested and this pass has
+    /// `target > 0` bytes to reclaim, panics the way a bug mid-pass would:
+    /// with the pressure sampled, an epoch guard pinned and the table lock
+    /// held (the caller holds the fork gate).
+    #[cfg(any(test, feature = "fault-injection"))]
+    fn inject_panic(&self, local: &LocalHandle, target: usize) {
+        if target > 0 && self.injected_panics.fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1)).is_ok() {
+            let _epoch = local.pin();
+            let _table = self.table.lock();
+            panic!("discardable: injected manager-thread panic (fault injection)");
+        }
     }
 }
 
@@ -383,6 +457,9 @@ impl Core {
             pressure: PressureConfig::default(),
             direct_limit: parking_lot::Mutex::new(None),
             thread_gen: std::sync::atomic::AtomicU64::new(fork::generation()),
+            manager_panics: std::sync::atomic::AtomicU64::new(0),
+            #[cfg(any(test, feature = "fault-injection"))]
+            injected_panics: AtomicUsize::new(0),
             probe,
         }
     }
@@ -407,8 +484,7 @@ impl Core {
 /// Spawns the manager thread for `arena` (with a fresh look at the
 /// pressure signals).
 fn spawn(arena: &Arc<Arena>, core: &Arc<Core>) -> Result<(), crate::Error> {
-    let pressure = Pressure::discover(core.pressure.clone());
-    *core.reports.lock() = pressure.reports();
+    let pressure = discover(core);
     let weak = Arc::downgrade(arena);
     let thread_core = Arc::clone(core);
     let wake = Arc::clone(&arena.wake);
@@ -419,51 +495,149 @@ fn spawn(arena: &Arc<Arena>, core: &Arc<Core>) -> Result<(), crate::Error> {
         .map_err(crate::Error::Spawn)
 }
 
-/// The manager thread's body: wait for a wake-up, a kernel notification or
-/// the poll interval; sample; reclaim; repeat.
-#[cfg_attr(loom, allow(dropping_copy_types))] // the fork gate is `()` under loom
-fn run(arena: Weak<Arena>, core: Arc<Core>, wake: Arc<Wake>, mut pressure: Pressure) {
+/// Discovers the pressure signals afresh and publishes their reports.
+fn discover(core: &Core) -> Pressure {
+    let pressure = Pressure::discover(core.pressure.clone());
+    *core.reports.lock() = pressure.reports();
+    pressure
+}
+
+/// The manager thread's timers.
+#[derive(Debug, Clone, Copy)]
+struct Timers {
+    /// Back-off while pins keep the arena over its limit.
+    retry: Option<Duration>,
+    /// What the pressure layer (and lazy mode) asks for.
+    poll: Option<Duration>,
+}
+
+impl Default for Timers {
+    /// As at spawn: a first pass at once.
+    fn default() -> Self {
+        Timers { retry: None, poll: Some(Duration::ZERO) }
+    }
+}
+
+/// The manager thread's body: [`step`] until the arena or the manager is
+/// gone, catching a panic of any step (module docs, "Panics").
+fn run(arena: Weak<Arena>, core: Arc<Core>, wake: Arc<Wake>, pressure: Pressure) {
     crate::alloc::exempt_from_direct_reclaim();
     // Reaction time under a spike is mostly waiting for a CPU: ask for a
     // better one where allowed.
     crate::os::raise_priority();
     let local = core.collector.register();
-    let mut retry: Option<Duration> = None;
-    let mut poll: Option<Duration> = Some(Duration::ZERO);
+    let mut pressure = Some(pressure);
+    let mut timers = Timers::default();
+    let mut backoff = RETRY_MIN;
     loop {
-        let timeout = match (retry, poll) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        if pressure.wait(timeout, wake.fd()).is_err() {
-            std::thread::sleep(RETRY_MIN); // poll failed (EINVAL/ENOMEM): degrade to a slow loop
+        // AssertUnwindSafe: after a panic, everything the step could have
+        // left half-updated is rebuilt (`pressure`, `timers`) or is sound
+        // to reuse (the table, see the module docs; `local`, whose epoch
+        // guard the unwind dropped).
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            let pressure = pressure.get_or_insert_with(|| discover(&core));
+            step(&arena, &core, &wake, &local, pressure, &mut timers)
+        }));
+        match outcome {
+            Ok(ControlFlow::Break(())) => break,
+            Ok(ControlFlow::Continue(())) => backoff = RETRY_MIN,
+            Err(_) => {
+                core.manager_panics.fetch_add(1, Relaxed);
+                crate::alloc::direct_reclaim_done();
+                pressure = None;
+                timers = Timers::default();
+                // Bounds the rate of a panic that recurs on every pass.
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(RETRY_MAX);
+            }
         }
-        if wake.is_shutdown() {
-            break;
-        }
-        wake.take();
-        let Some(arena) = arena.upgrade() else { break };
-        let gate = fork::enter();
-        let (reading, unoffered) = core.run_once(&arena, &local, &mut pressure);
-        let over = core.note_limit(&arena) > 0;
-        drop(gate);
-        drop(arena);
-        crate::alloc::direct_reclaim_done();
-        retry = over.then(|| retry.map_or(RETRY_MIN, |r| (r * 2).min(RETRY_MAX)));
-        poll = pressure.poll_interval(&reading);
-        // Lazy mode: while spans wait to be offered, scan every half delay,
-        // so each is offered within the delay of its last unpin.
-        if let (Some(delay), true) = (core.lazy_delay, unoffered > 0) {
-            let tick = delay / 2;
-            poll = Some(poll.map_or(tick, |p| p.min(tick)));
-        }
-        *core.reports.lock() = pressure.reports();
     }
+}
+
+/// One iteration of the manager thread: wait for a wake-up, a kernel
+/// notification or a timer; sample; reclaim. `Break` when the thread must
+/// exit.
+#[cfg_attr(loom, allow(dropping_copy_types))] // the fork gate is `()` under loom
+fn step(
+    arena: &Weak<Arena>,
+    core: &Core,
+    wake: &Wake,
+    local: &LocalHandle,
+    pressure: &mut Pressure,
+    timers: &mut Timers,
+) -> ControlFlow<()> {
+    let timeout = match (timers.retry, timers.poll) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    // A pass woken only by the arena's own wake-up may reuse a recent file
+    // sample; a timer (or a failed wait) asks for a fresh one, and a kernel
+    // notification forces one inside the pressure layer.
+    let fresh = match pressure.wait(timeout, wake.fd()) {
+        Ok(ready) => !ready.extra,
+        Err(_) => {
+            std::thread::sleep(RETRY_MIN); // poll failed (EINVAL/ENOMEM): degrade to a slow loop
+            true
+        }
+    };
+    if wake.is_shutdown() {
+        return ControlFlow::Break(());
+    }
+    wake.take();
+    let Some(arena) = arena.upgrade() else { return ControlFlow::Break(()) };
+    let gate = fork::enter();
+    let (reading, unoffered) = core.run_once(&arena, local, pressure, fresh);
+    let over = core.note_limit(&arena) > 0;
+    drop(gate);
+    drop(arena);
+    crate::alloc::direct_reclaim_done();
+    timers.retry = over.then(|| timers.retry.map_or(RETRY_MIN, |r| (r * 2).min(RETRY_MAX)));
+    timers.poll = pressure.poll_interval(&reading);
+    // Lazy mode: while spans wait to be offered, scan every half delay,
+    // so each is offered within the delay of its last unpin.
+    if let (Some(delay), true) = (core.lazy_delay, unoffered > 0) {
+        let tick = delay / 2;
+        timers.poll = Some(timers.poll.map_or(tick, |p| p.min(tick)));
+    }
+    *core.reports.lock() = pressure.reports();
+    ControlFlow::Continue(())
 }
 
 #[cfg(all(test, not(loom)))]
 mod tests {
+    use std::time::{Duration, Instant};
+
     use crate::{Discardable, Manager, Policy};
+
+    /// A panic mid-pass on the manager thread, with the table lock, an
+    /// epoch guard and the fork gate held, is counted, and the thread goes
+    /// on enforcing the limit (and releases the lock: `reclaim` works).
+    #[test]
+    fn manager_thread_survives_a_panic_mid_pass() {
+        let page = crate::os::page_size();
+        let limit = 64 * page;
+        let m = Manager::builder().limit(limit).start().unwrap();
+        m.__panic_next_passes(1);
+        let within_limit = |m: &Manager| {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while m.stats().discardable_bytes > limit {
+                assert!(Instant::now() < deadline, "limit not enforced after a panic: {:?}", m.stats());
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        };
+        let first: Vec<Discardable<[u8]>> = (0..32).map(|_| Discardable::zeroed_in(16 * page, &m)).collect();
+        within_limit(&m);
+        assert_eq!(m.stats().manager_panics, 1, "{:?}", m.stats());
+        assert!(first.iter().any(Discardable::is_discarded));
+        // Later wake-ups are still answered, by the same loop.
+        let second: Vec<Discardable<[u8]>> = (0..32).map(|_| Discardable::zeroed_in(16 * page, &m)).collect();
+        within_limit(&m);
+        assert!(second.iter().any(Discardable::is_discarded));
+        // The unwind released the table lock.
+        let kept = m.stats().discardable_bytes;
+        assert_eq!(m.reclaim(usize::MAX), kept);
+        assert_eq!(m.stats().manager_panics, 1);
+    }
 
     /// Regression (found by the `handle_ops` fuzz target): zero-cost victims
     /// must be released and counted, and must not stop the reclaim early.

@@ -49,6 +49,11 @@ pub struct Stats {
     /// `lock_pages`: `mlock` calls the OS refused (`RLIMIT_MEMLOCK`); those
     /// pages stay swappable.
     pub lock_refusals: u64,
+    /// Panics caught on the manager thread. Each one aborted a pass (its
+    /// message went to the panic hook, stderr by default); the thread
+    /// recovered with a fresh look at the pressure signals and kept
+    /// enforcing the limit. Non-zero means a bug worth reporting.
+    pub manager_panics: u64,
 }
 
 impl Stats {

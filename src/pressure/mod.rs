@@ -40,6 +40,11 @@
 //!   `Pressure` and stays open until [`Pressure::drain_fd`] reports it dead
 //!   or the `Pressure` is dropped; the set can change after `sample` and
 //!   `drain_fd`, so callers fetch it again before each wait.
+//! - INV-4: [`Pressure::sample_if_due`] reads no file only when the caller
+//!   did not ask for a fresh sample, no notification arrived since the last
+//!   file read, and that read is younger than [`FILE_MAX_AGE`]; the
+//!   process's own bytes (and with them [`Signal::ProcessLimit`]) are
+//!   current on every call.
 //!
 //! Threads: a `Pressure` is owned by the manager thread (it is `Send`, not
 //! shared). Reports are plain values for other threads.
@@ -209,12 +214,29 @@ pub(crate) struct Pressure {
     hysteresis: Hysteresis,
     /// Read every file on the next sample (set by notifications).
     refresh: bool,
+    /// When the files were last sampled (INV-4).
+    files_at: Option<Instant>,
+    /// The process's bytes at that sample: usages read from files are
+    /// moved by how much they changed since (INV-4).
+    files_bytes: usize,
 }
 
 /// How often a file that cannot trigger anything by itself (an unlimited
 /// cgroup, the `avg10` of an armed PSI trigger) is re-read for the reports
 /// and to notice a new limit. Each read costs about 10 µs of system time.
 const REFRESH: Duration = Duration::from_secs(1);
+
+/// The oldest file sample [`Pressure::sample_if_due`] reuses (INV-4).
+///
+/// Why 2 ms: below [`poll::FAST`] (5 ms), the staleness the poll policy
+/// already accepts for a signal near its limit that nothing notifies, and
+/// well inside the 10 ms reaction goal (`poll.rs`), so a change nobody
+/// notifies is seen by a wake-driven pass at most 2 ms later than if every
+/// pass read the files; changes the process makes itself are not stale at
+/// all (the usages move with its own bytes). It caps wake-driven file
+/// samples at 500 a second (a sample is a few reads of tens of µs), where
+/// reading on every wake costs thousands a second under churn.
+pub(crate) const FILE_MAX_AGE: Duration = Duration::from_millis(2);
 
 #[allow(dead_code)] // driven by the manager thread once it integrates the pressure layer (issue 4)
 impl Pressure {
@@ -235,6 +257,8 @@ impl Pressure {
             missing: Vec::new(),
             hysteresis: Hysteresis::default(),
             refresh: false,
+            files_at: None,
+            files_bytes: 0,
         };
         match cgroup::discover(root) {
             Ok((v1, v2)) => {
@@ -392,10 +416,64 @@ impl Pressure {
     /// [`REFRESH`] or after a notification (they feed reports, not
     /// decisions), which keeps an idle sample at one or two file reads.
     pub(crate) fn sample(&mut self, process_bytes: usize) -> Reading {
-        self.process_bytes = process_bytes;
-        let now = Instant::now();
+        self.sample_at(process_bytes, Instant::now())
+    }
+
+    /// [`Self::sample`] when the files are due (INV-4): `fresh` (the
+    /// caller's timer expired), a notification arrived, or the last file
+    /// sample is [`FILE_MAX_AGE`] old. Otherwise reuses that sample: the
+    /// process limit is checked against `process_bytes`, and each usage read
+    /// from a file is moved by the change of `process_bytes` since (the
+    /// process's own growth or reclaim shows in its cgroups and in
+    /// `MemAvailable`), so a pass right after a reclaim does not reclaim the
+    /// same bytes again. No PSI stall counts without a fresh sample.
+    pub(crate) fn sample_if_due(&mut self, process_bytes: usize, fresh: bool) -> Reading {
+        self.sample_if_due_at(process_bytes, fresh, Instant::now())
+    }
+
+    /// [`Self::sample_if_due`] at `now` (tests pass their own clock).
+    fn sample_if_due_at(&mut self, process_bytes: usize, fresh: bool, now: Instant) -> Reading {
+        let due = fresh || self.refresh || self.files_at.is_none_or(|t| now.duration_since(t) >= FILE_MAX_AGE);
+        if due {
+            self.sample_at(process_bytes, now)
+        } else {
+            self.evaluate(process_bytes, now, false)
+        }
+    }
+
+    /// [`Self::sample`] at `now`.
+    fn sample_at(&mut self, process_bytes: usize, now: Instant) -> Reading {
         let refresh = core::mem::take(&mut self.refresh);
         let stale = |read_at: Option<Instant>| refresh || read_at.is_none_or(|t| now.duration_since(t) >= REFRESH);
+        let mut buf = [0u8; STAT_BUF];
+        for i in 0..self.groups.len() {
+            let g = &mut self.groups[i];
+            if g.level.limit.is_some() || stale(g.read_at) {
+                g.read_at = Some(now);
+                // A failure is recorded in the level and leaves it no limit.
+                let _ = g.level.sample(&mut buf);
+            }
+            if self.notifications && self.groups[i].level.version == Version::V1 {
+                self.rearm_threshold(i);
+            }
+        }
+        self.read_host(&mut buf);
+        if self.psi.as_ref().is_some_and(|psi| psi.window.is_none() || stale(psi.read_at)) {
+            self.read_psi(&mut buf);
+        }
+        self.files_at = Some(now);
+        self.files_bytes = process_bytes;
+        self.evaluate(process_bytes, now, true)
+    }
+
+    /// The trigger among the process limit and the signals' last file
+    /// readings (moved by the process's own change since, INV-4), and, on
+    /// a `fresh` sample, a PSI stall.
+    fn evaluate(&mut self, process_bytes: usize, now: Instant, fresh: bool) -> Reading {
+        self.process_bytes = process_bytes;
+        let (grown, shrunk) =
+            (process_bytes.saturating_sub(self.files_bytes), self.files_bytes.saturating_sub(process_bytes));
+        let moved = |usage: usize| usage.saturating_add(grown).saturating_sub(shrunk);
         let mut best: Option<(Signal, usize, usize)> = None;
         let mut consider = |signal, usage, limit| {
             if best.is_none_or(|(_, u, l)| tighter((usage, limit), (u, l))) {
@@ -405,27 +483,17 @@ impl Pressure {
         if let Some(limit) = self.process_limit {
             consider(Signal::ProcessLimit, process_bytes, limit);
         }
-        let mut buf = [0u8; STAT_BUF];
-        for i in 0..self.groups.len() {
-            let g = &mut self.groups[i];
-            if g.level.limit.is_some() || stale(g.read_at) {
-                g.read_at = Some(now);
-                // A failure is recorded in the level and leaves it no limit.
-                let _ = g.level.sample(&mut buf);
-            }
+        for g in &self.groups {
             if let Some((usage, limit)) = g.level.usage_and_limit() {
-                consider(g.level.version.signal(), usage, limit);
-            }
-            if self.notifications && self.groups[i].level.version == Version::V1 {
-                self.rearm_threshold(i);
+                consider(g.level.version.signal(), moved(usage), limit);
             }
         }
-        self.read_host(&mut buf);
         // Whether the host itself is short of memory (usage past the low
         // watermark of MemTotal), for host-wide PSI below.
         let mut host_tight = false;
         if let Some(info) = self.host.as_ref().and_then(|h| h.last.filter(|_| h.fault.is_none())) {
             let (usage, limit) = info.usage_and_limit();
+            let usage = moved(usage);
             host_tight = usage >= self.marks.low_mark(limit);
             consider(Signal::MemAvailable, usage, limit);
         }
@@ -433,10 +501,7 @@ impl Pressure {
         // group at its limit); act on it only when the host is short too. A
         // v2 group's own pressure file covers exactly our tasks.
         let own_psi = self.groups.iter().any(|g| g.level.version == Version::V2);
-        if self.psi.as_ref().is_some_and(|psi| psi.window.is_none() || stale(psi.read_at)) {
-            self.read_psi(&mut buf);
-        }
-        if let Some(psi) = self.psi.as_mut() {
+        if let Some(psi) = self.psi.as_mut().filter(|_| fresh) {
             let polled_stall = psi.window.is_none()
                 && psi.fault.is_none()
                 && psi.avg10.is_some_and(|a| a >= psi::AVG10_STALL)

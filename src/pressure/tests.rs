@@ -372,6 +372,60 @@ fn psi_trigger_events_count_once() {
 }
 
 #[test]
+fn file_samples_are_reused_until_due_and_notifications_force_one() {
+    let t = v1_tree();
+    let mut p = Pressure::discover(PressureConfig { process_limit: Some(100 * MIB), ..t.config() });
+    let group = |p: &Pressure| report(p, Signal::CgroupV1, &t.path(V1)).last_reading;
+    let host = |p: &Pressure| report(p, Signal::MemAvailable, &t.path("proc/meminfo")).last_reading;
+    let t0 = Instant::now();
+    let ms = |n: u64| t0 + Duration::from_millis(n);
+
+    // The first sample reads the files: the group is at 256 of 512 MiB.
+    let r = p.sample_if_due_at(10 * MIB, false, t0);
+    assert_eq!((r.trigger, r.usage), (Some(Signal::CgroupV1), 256 * MIB));
+
+    // Files change; a pass within FILE_MAX_AGE reads none of them (the
+    // reports keep the old readings) but follows the process's own bytes:
+    // 40 MiB more of them count in the group's usage.
+    t.write(&format!("{V1}/memory.usage_in_bytes"), format!("{}\n", 500 * MIB));
+    t.meminfo(16 << 30, 1 << 30);
+    let r = p.sample_if_due_at(50 * MIB, false, ms(1));
+    assert_eq!((r.trigger, r.usage), (Some(Signal::CgroupV1), 296 * MIB));
+    assert_eq!((group(&p), host(&p)), (Some(256 * MIB as u64), Some(12 << 30)), "no file read");
+    // The process limit is current on every pass.
+    let r = p.sample_if_due_at(95 * MIB, false, ms(1));
+    assert_eq!((r.trigger, r.usage), (Some(Signal::ProcessLimit), 95 * MIB));
+    // Reclaim by the process shows at once: no second reclaim of the same
+    // bytes before the files are read again.
+    let r = p.sample_if_due_at(0, false, ms(1));
+    assert_eq!((r.trigger, r.usage), (Some(Signal::CgroupV1), 246 * MIB));
+
+    // A kernel notification forces a fresh sample at once.
+    let threshold = os::eventfd().unwrap();
+    let raw = threshold.as_raw_fd();
+    os::write_u64(threshold.as_fd(), 1).unwrap();
+    p.notifiers.push(Notifier::new(threshold, Kind::Threshold { level: 0, bytes: 1 << 40 }));
+    assert_eq!(p.drain_fd(raw, libc::POLLIN), Some(Signal::CgroupV1));
+    let r = p.sample_if_due_at(0, false, ms(1));
+    assert_eq!((r.trigger, r.usage), (Some(Signal::MemAvailable), 15 << 30));
+    assert_eq!((group(&p), host(&p)), (Some(456 * MIB as u64), Some(1 << 30)));
+
+    // So does the caller's timer (`fresh`)...
+    t.write(&format!("{V1}/memory.usage_in_bytes"), format!("{}\n", 300 * MIB));
+    assert_eq!(p.sample_if_due_at(0, false, ms(2)).usage, 15 << 30, "reused");
+    assert_eq!(group(&p), Some(456 * MIB as u64));
+    assert_eq!(p.sample_if_due_at(0, true, ms(2)).usage, 15 << 30);
+    assert_eq!(group(&p), Some(256 * MIB as u64), "read");
+    // ... and age: FILE_MAX_AGE after the last file sample.
+    t.meminfo(16 << 30, 12 << 30);
+    let until = ms(2) + FILE_MAX_AGE;
+    assert_eq!(p.sample_if_due_at(0, false, until - Duration::from_micros(1)).trigger, Some(Signal::MemAvailable));
+    assert_eq!(host(&p), Some(1 << 30), "still reused");
+    assert_eq!(p.sample_if_due_at(0, false, until).trigger, Some(Signal::CgroupV1));
+    assert_eq!(host(&p), Some(12 << 30), "read");
+}
+
+#[test]
 fn poll_interval_follows_headroom_and_cover() {
     let t = v1_tree();
     let mut p = Pressure::discover(t.config());
