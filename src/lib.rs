@@ -192,7 +192,7 @@ pub mod __loom {
     pub mod pages {
         use core::ptr::NonNull;
         use std::cell::RefCell;
-        use std::sync::atomic::AtomicBool as UnmodelledBool;
+        use std::sync::atomic::{AtomicBool as UnmodelledBool, AtomicUsize as UnmodelledUsize};
         use std::sync::{Arc, Weak};
 
         use crate::os::OsError;
@@ -228,6 +228,10 @@ pub mod __loom {
             /// Offers fail, as a failing `madvise` would (set before the
             /// model's threads start; invisible to loom).
             refuse: UnmodelledBool,
+            /// How many leading pages a refused offer hands to the kernel
+            /// before it fails, as a `madvise` that stops partway does
+            /// (like `refuse`).
+            refuse_after: UnmodelledUsize,
         }
 
         // SAFETY: the cells are only accessed through loom's `with` and
@@ -269,6 +273,7 @@ pub mod __loom {
                         .collect(),
                     freed: UnsafeCell::new(false),
                     refuse: UnmodelledBool::new(false),
+                    refuse_after: UnmodelledUsize::new(0),
                 });
                 ATTACHED.with(|a| {
                     let mut a = a.borrow_mut();
@@ -351,9 +356,26 @@ pub mod __loom {
             }
 
             /// Makes every later offer fail (`madvise` returning an error)
-            /// while `on`.
+            /// while `on`, before it hands any page to the kernel.
             pub fn refuse_offers(&self, on: bool) {
+                self.refuse_after.store(0, SeqCst);
                 self.refuse.store(on, SeqCst);
+            }
+
+            /// Makes every later offer fail after handing its first `pages`
+            /// pages to the kernel, as a `madvise` that stops partway through
+            /// the range does (`ENOMEM` on a hole, `EAGAIN`): the simulated
+            /// kernel may take those pages although the call failed.
+            pub fn refuse_offers_after_marking(&self, pages: usize) {
+                self.refuse_after.store(pages, SeqCst);
+                self.refuse.store(true, SeqCst);
+            }
+
+            /// Whether an offer ever handed a page to the kernel (even one
+            /// that then failed). Call it inside the model, once the offerer
+            /// is joined.
+            pub fn was_offered(&self) -> bool {
+                self.pages.iter().any(|page| page.clean.load(Relaxed) != 0)
             }
 
             fn of(data: NonNull<u8>) -> Arc<Pages> {
@@ -416,18 +438,23 @@ pub mod __loom {
         }
 
         /// `MADV_FREE` on the span at `data`: from now on the kernel may
-        /// take any page that nobody writes.
+        /// take any page that nobody writes. A refused offer fails, after
+        /// handing over the pages [`Pages::refuse_offers_after_marking`]
+        /// asked for.
         pub(crate) fn offer(data: NonNull<u8>, len: usize) -> Result<(), OsError> {
             let pages = Pages::of(data);
             pages.check_live("lazy mode offered");
             assert_eq!(len, pages.len() * super::page_size(), "the offer does not cover the span");
-            if pages.refuse.load(SeqCst) {
-                return Err(OsError { op: "madvise(MADV_FREE)", errno: libc::EINVAL });
-            }
-            for page in pages.pages.iter() {
+            let refused = pages.refuse.load(SeqCst);
+            let marked = if refused { pages.refuse_after.load(SeqCst).min(pages.len()) } else { pages.len() };
+            for page in &pages.pages[..marked] {
                 let cookie = page.word.load(Relaxed);
                 // Release: see `reclaim`.
                 page.clean.store(cookie, Release);
+            }
+            if refused {
+                let errno = if marked == 0 { libc::EINVAL } else { libc::ENOMEM };
+                return Err(OsError { op: "madvise(MADV_FREE)", errno });
             }
             Ok(())
         }

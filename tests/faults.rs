@@ -6,9 +6,10 @@
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use discardable::__faults::{self, Fault};
-use discardable::{DiscardAlloc, Discardable, Error, Manager};
+use discardable::{DiscardAlloc, Discardable, Error, Manager, ReclaimMode};
 
 /// Faults are process-wide: one test at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -61,6 +62,40 @@ fn madvise_failure_still_discards_and_keeps_zeroing_honest() {
     __faults::reset();
     assert!(fresh.upgrade().unwrap().iter().all(|&b| b == 0), "zeroed_in returned stale bytes");
     assert!(guard.iter().all(|&b| b == 9), "a pinned allocation survived untouched");
+}
+
+#[test]
+fn failed_lazy_offers_put_every_page_back() {
+    let _serial = SERIAL.lock().unwrap();
+    let m = Manager::builder()
+        .limit(1 << 30)
+        .reclaim_mode(ReclaimMode::Lazy)
+        .lazy_delay(Duration::from_millis(5))
+        .start()
+        .unwrap();
+    __faults::fail_next(Fault::Advise, usize::MAX);
+    let handles: Vec<Discardable<[u64]>> =
+        (0..8u64).map(|i| Discardable::from_slice_in(&vec![i * 3 + 1; 8192], &m)).collect();
+    // Many lazy delays: the manager tries, and fails, to offer every span.
+    std::thread::sleep(Duration::from_millis(200));
+    let s = m.stats();
+    assert_eq!((s.offers, s.revivals, s.kernel_discards), (0, 0, 0), "{s:?}");
+    for (i, h) in handles.iter().enumerate() {
+        let v = h.upgrade().expect("a failed offer leaves the allocation alive");
+        assert!(v.iter().all(|&x| x == i as u64 * 3 + 1), "allocation {i} corrupted by a failed offer");
+    }
+    __faults::reset();
+    // The offers succeed once `madvise` does, and revive intact.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while m.stats().offers < 8 {
+        assert!(Instant::now() < deadline, "no offers after the faults: {:?}", m.stats());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for (i, h) in handles.iter().enumerate() {
+        let v = h.upgrade().expect("nothing took the pages");
+        assert!(v.iter().all(|&x| x == i as u64 * 3 + 1), "allocation {i} corrupted by its offer");
+    }
+    assert_eq!(m.stats().kernel_discards, 0);
 }
 
 #[test]

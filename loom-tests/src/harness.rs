@@ -33,6 +33,18 @@ where
     );
 }
 
+/// Spawns a model thread that runs `f` on its own clone of `shared`.
+pub fn spawn<T, R, F>(shared: &loom::sync::Arc<T>, f: F) -> loom::thread::JoinHandle<R>
+where
+    T: 'static,
+    loom::sync::Arc<T>: Send,
+    R: Send + 'static,
+    F: FnOnce(loom::sync::Arc<T>) -> R + Send + 'static,
+{
+    let shared = loom::sync::Arc::clone(shared);
+    loom::thread::spawn(move || f(shared))
+}
+
 /// Outcomes a model must reach, each in at least one execution, so that a
 /// model in which nothing raced cannot pass. Plain `std` atomics: loom must
 /// not see them.

@@ -18,7 +18,8 @@
 //! - of two pinners racing to revive, exactly one revives, and both succeed
 //!   when the kernel took nothing;
 //! - a page the kernel took makes the pin fail and the allocation discarded
-//!   for good (every later pin fails), and the reviver frees the bytes;
+//!   for good (every later pin fails), and the reviver frees the bytes,
+//!   also when the `madvise` call handed pages over and then failed;
 //! - the offer, the owner's drop and a discarder each exclude the others as
 //!   INV-5..7 say, and the bytes are freed exactly once.
 
@@ -28,7 +29,6 @@ use discardable::__loom::pages::Pages;
 use discardable::__loom::{self as internals, Arena, Block, Dropped, Header, Snapshot};
 use loom::sync::atomic::Ordering::Relaxed;
 use loom::sync::Arc;
-use loom::thread;
 
 use crate::harness;
 
@@ -156,12 +156,7 @@ pub fn two_pinners_revive_once() {
     harness::check("two pinners revive an offered allocation", 3, || {
         let alloc = Arc::new(Alloc::new(1));
         assert!(alloc.offer());
-        let pinners: Vec<_> = (0..2)
-            .map(|_| {
-                let alloc = Arc::clone(&alloc);
-                thread::spawn(move || alloc.read())
-            })
-            .collect();
+        let pinners: Vec<_> = (0..2).map(|_| harness::spawn(&alloc, move |alloc| alloc.read())).collect();
         for pinner in pinners {
             assert!(pinner.join().unwrap(), "a pin failed though the kernel took no page");
         }
@@ -184,10 +179,7 @@ pub fn offer_racing_a_pinner() {
     let seen = std::sync::Arc::clone(&outcomes);
     harness::check("offer racing a pinner", 3, move || {
         let alloc = Arc::new(Alloc::new(1));
-        let pinner = {
-            let alloc = Arc::clone(&alloc);
-            thread::spawn(move || alloc.read())
-        };
+        let pinner = harness::spawn(&alloc, move |alloc| alloc.read());
         let offered = alloc.offer();
         assert!(pinner.join().unwrap(), "a pin failed though the kernel took no page");
         let revivals = alloc.arena.counters.revivals.load(Relaxed);
@@ -221,14 +213,8 @@ pub fn kernel_reclaim_racing_revivers() {
     harness::check("kernel reclaim racing two revivers", 3, move || {
         let alloc = Arc::new(Alloc::new(2));
         assert!(alloc.offer());
-        let kernel = {
-            let alloc = Arc::clone(&alloc);
-            thread::spawn(move || alloc.reclaim(1))
-        };
-        let pinner = {
-            let alloc = Arc::clone(&alloc);
-            thread::spawn(move || alloc.read_twice())
-        };
+        let kernel = harness::spawn(&alloc, move |alloc| alloc.reclaim(1));
+        let pinner = harness::spawn(&alloc, move |alloc| alloc.read_twice());
         let mine = alloc.read_twice();
         let theirs = pinner.join().unwrap();
         let took = kernel.join().unwrap();
@@ -262,10 +248,7 @@ pub fn drop_racing_an_offer() {
     let seen = std::sync::Arc::clone(&outcomes);
     harness::check("owner's drop racing an offer", 3, move || {
         let alloc = Arc::new(Alloc::new(1));
-        let offerer = {
-            let alloc = Arc::clone(&alloc);
-            thread::spawn(move || alloc.offer())
-        };
+        let offerer = harness::spawn(&alloc, move |alloc| alloc.offer());
         assert_eq!(alloc.drop_owner(), Dropped::OwnsBytes);
         let offered = offerer.join().unwrap();
         let snap = alloc.state();
@@ -288,10 +271,7 @@ pub fn discard_racing_a_reviver() {
     harness::check("discard racing a reviver", 3, move || {
         let alloc = Arc::new(Alloc::new(1));
         assert!(alloc.offer());
-        let discarder = {
-            let alloc = Arc::clone(&alloc);
-            thread::spawn(move || alloc.discard())
-        };
+        let discarder = harness::spawn(&alloc, move |alloc| alloc.discard());
         let [first, second] = alloc.read_twice();
         let won = discarder.join().unwrap();
         let c = &alloc.arena.counters;
@@ -323,10 +303,7 @@ pub fn failed_offer_racing_a_pinner() {
     harness::check("failed offer racing a pinner", 3, || {
         let alloc = Arc::new(Alloc::new(1));
         alloc.pages.refuse_offers(true);
-        let pinner = {
-            let alloc = Arc::clone(&alloc);
-            thread::spawn(move || alloc.read())
-        };
+        let pinner = harness::spawn(&alloc, move |alloc| alloc.read());
         assert!(!alloc.offer());
         assert!(pinner.join().unwrap(), "a pin failed though nothing was offered");
         let snap = alloc.state();
@@ -335,4 +312,57 @@ pub fn failed_offer_racing_a_pinner() {
         assert!(alloc.read());
         alloc.finish();
     });
+}
+
+/// An offer whose `madvise` stops partway (it hands the first two of three
+/// pages to the kernel, then reports failure) races a pinner, while the
+/// kernel takes the second page. The offerer swaps each cookie back as a
+/// reviver does: if the kernel took the page first, that swap fails and
+/// the offer ends as made, so that the next pin's revival (whether the
+/// racing pinner's or a later one) finds the page missing, fails and frees
+/// the bytes; otherwise every page is restored and nothing was offered. No
+/// pin ever reads the taken page, now zero but for a restored first word,
+/// as data.
+pub fn partly_failed_offer_racing_a_pinner() {
+    let outcomes = harness::Outcomes::new(&[
+        "the pin came first: nothing offered",
+        "restored before the kernel could take the page",
+        "the kernel took the page: a racing pin failed",
+        "the kernel took the page after the pinner left",
+    ]);
+    let seen = std::sync::Arc::clone(&outcomes);
+    harness::check("partly failed offer racing a pinner and the kernel", 3, move || {
+        let alloc = Arc::new(Alloc::new(3));
+        alloc.pages.refuse_offers_after_marking(2);
+        let kernel = harness::spawn(&alloc, move |alloc| alloc.reclaim(1));
+        let pinner = harness::spawn(&alloc, move |alloc| alloc.read_twice());
+        let offered = alloc.offer();
+        let pins = pinner.join().unwrap();
+        let took = kernel.join().unwrap();
+        assert_eq!(offered, took, "a failed offer lost a page but ended as failed, or lost none but ended as made");
+        let c = &alloc.arena.counters;
+        assert_eq!(c.revivals.load(Relaxed), 0, "a revival succeeded after a failed offer");
+        if took {
+            assert!(!alloc.read(), "a pin succeeded after the kernel took a page");
+            let snap = alloc.state();
+            assert!(snap.is_discarded() && !snap.is_offered(), "a taken page left the allocation alive");
+            assert_eq!(c.kernel_discards.load(Relaxed), 1);
+            assert_eq!(c.bytes.load(Relaxed), 0, "the reviver did not free the bytes");
+            assert_eq!(alloc.drop_owner(), Dropped::AlreadyDiscarded);
+        } else {
+            assert_eq!(pins, [true, true], "a pin failed though the kernel took no page");
+            let snap = alloc.state();
+            assert!(!snap.is_offered() && !snap.is_discarded(), "a failed offer left a flag");
+            assert_eq!(c.kernel_discards.load(Relaxed), 0);
+            assert!(alloc.read(), "a late pin fails though the kernel took no page");
+        }
+        seen.saw(match (alloc.pages.was_offered(), took, pins) {
+            (false, _, _) => 0,
+            (true, false, _) => 1,
+            (true, true, [true, true]) => 3,
+            (true, true, _) => 2,
+        });
+        alloc.finish();
+    });
+    outcomes.assert_all_seen();
 }

@@ -18,6 +18,11 @@ fn failed_offer_racing_a_pinner() {
 }
 
 #[test]
+fn partly_failed_offer_racing_a_pinner() {
+    loom_tests::lazy::partly_failed_offer_racing_a_pinner();
+}
+
+#[test]
 fn kernel_reclaim_racing_revivers() {
     loom_tests::lazy::kernel_reclaim_racing_revivers();
 }

@@ -8,7 +8,10 @@
 //! replaced by a non-zero cookie. Re-pinning compare-and-swaps each cookie
 //! back to its saved word: a successful swap writes the page, which cancels
 //! its pending free; a failed one (the page reads as zero) means the kernel
-//! took it, and the whole allocation is then discarded.
+//! took it, and the whole allocation is then discarded. A failed
+//! `MADV_FREE` puts the words back the same way, as it may have applied to
+//! part of the range; a page found taken then ends the offer as made, so
+//! that the next pin's revival discards the allocation.
 //!
 //! Concurrency is the state word's (state INV-5..7): the offerer holds
 //! `OFFERING`, exactly one pinner holds `REVIVING`, everyone else waits,
@@ -85,11 +88,52 @@ impl Header {
     }
 
     /// Offers the pages to the kernel if the allocation is unpinned and
-    /// settled. Returns whether it did. Manager thread only.
+    /// settled. Returns whether it is now offered (`OFFERED`): the
+    /// `MADV_FREE` call succeeded, or it failed after the kernel had
+    /// already taken a page (see below). Manager thread only.
     pub(crate) fn offer(&self) -> bool {
         if !self.offerable() || !self.state.try_begin_offer() {
             return false;
         }
+        // SAFETY: we hold OFFERING (state INV-5).
+        unsafe { self.write_cookies() };
+        // SAFETY: the span is live and ours while OFFERING is held; its
+        // contents stay valid unless the kernel drops pages, which revival
+        // detects.
+        let advised = unsafe { offer_pages(self.data, self.cost) }.is_ok();
+        // A failed `madvise` may still have applied to part of the range (it
+        // stops at the first page it cannot advise, e.g. ENOMEM on a hole, or
+        // EAGAIN), and the kernel may take any such page at any moment. A
+        // plain store of the saved word into a taken page would make a fresh
+        // zero page that looks intact but for its first word. So the words go
+        // back as a revival puts them back: one compare-and-swap from the
+        // cookie each, a failed one meaning the kernel took that page.
+        //
+        // If one did, the offer ends as made (`OFFERED`, state INV-6), not
+        // failed: the allocation is then an ordinary offered one whose
+        // revival cannot succeed. The taken page reads as zero for good (while
+        // `OFFERED`, nothing writes the pages but a reviver's swap from the
+        // cookie), so the first pinner's swap of it fails, whatever the pages
+        // restored before it hold, and that pinner sets `DISCARDED` and frees
+        // the bytes (INV-4, INV-6), as when the kernel takes a page of a
+        // successful offer. Pinners that came during the offer are counted
+        // and waiting (INV-5) and go the same way; a discarder may take it
+        // first (INV-7), or the owner's drop free it. So no new path sets
+        // `DISCARDED` (INV-1) and no bytes are ever read as `T` meanwhile.
+        //
+        // SAFETY: we hold OFFERING (state INV-5) and filled `saved` above.
+        let offered = advised || !unsafe { self.restore_failed_offer() };
+        self.state.end_offer(offered);
+        offered
+    }
+
+    /// Saves each page's first word in `saved` and writes the cookie in its
+    /// place.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds `OFFERING` (state INV-5).
+    unsafe fn write_cookies(&self) {
         let pages = self.cost / os::page_size();
         let mut saved = self.saved.load(Relaxed);
         if saved.is_null() {
@@ -97,8 +141,8 @@ impl Header {
             self.saved.store(saved, Relaxed);
         }
         for i in 0..pages {
-            // SAFETY: we hold OFFERING (state INV-5): no pin reads the bytes;
-            // `saved` holds `pages` words.
+            // SAFETY: the caller holds OFFERING (state INV-5): no pin reads
+            // the bytes; `saved` holds `pages` words.
             unsafe {
                 let word = first_word(self.data, i);
                 let value = word.load(Relaxed);
@@ -108,23 +152,42 @@ impl Header {
                 word.store(COOKIE, Relaxed);
             }
         }
-        // SAFETY: the span is live and ours while OFFERING is held; its
-        // contents stay valid unless the kernel drops pages, which revival
-        // detects.
-        let offered = unsafe { offer_pages(self.data, self.cost) }.is_ok();
-        if !offered {
-            for i in 0..pages {
-                // SAFETY: as above; put the saved words back.
-                unsafe {
-                    let word = first_word(self.data, i);
-                    #[cfg(loom)]
-                    word.check_saved(*saved.add(i));
-                    word.store(*saved.add(i), Relaxed);
-                }
+    }
+
+    /// After a failed `MADV_FREE`: puts every saved word back; `false` if
+    /// the kernel took a page (see `offer`).
+    ///
+    /// # Safety
+    ///
+    /// As for [`Self::swap_back`], holding `OFFERING`.
+    #[cfg(not(discardable_broken_restore))]
+    unsafe fn restore_failed_offer(&self) -> bool {
+        // SAFETY: forwarded from the caller's contract.
+        unsafe { self.swap_back() }
+    }
+
+    /// Deliberately broken variant for the loom models: the saved words go
+    /// back with plain stores, so a page the kernel took comes back as a
+    /// zero page with only its first word restored, and the offer ends as
+    /// failed: the next pin hands those bytes out as intact.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Self::swap_back`], holding `OFFERING`.
+    #[cfg(discardable_broken_restore)]
+    unsafe fn restore_failed_offer(&self) -> bool {
+        let saved = self.saved.load(Relaxed);
+        for i in 0..self.cost / os::page_size() {
+            // SAFETY: the caller holds OFFERING (state INV-5); `saved` holds
+            // `cost / page` words.
+            unsafe {
+                let word = first_word(self.data, i);
+                #[cfg(loom)]
+                word.check_saved(*saved.add(i));
+                word.store(*saved.add(i), Relaxed);
             }
         }
-        self.state.end_offer(offered);
-        offered
+        true
     }
 
     /// The slow path of a pin whose `pin_fast` found a flag: the pin is
@@ -167,11 +230,28 @@ impl Header {
 
     /// Swaps every cookie back; `false` if a page was taken by the kernel.
     fn revive(&self) -> bool {
+        // SAFETY: we hold REVIVING (state INV-6); `saved` was filled by the
+        // offer before its Release, which our CAS acquired.
+        unsafe { self.swap_back() }
+    }
+
+    /// Compare-and-swaps each page's cookie back to its saved word, in page
+    /// order, and stops at the first page that no longer holds the cookie:
+    /// `false` then, as the kernel took that page (it reads as zero). A
+    /// successful swap writes the page, which cancels its pending free.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds `OFFERING` (a failed offer, state INV-5) or
+    /// `REVIVING` (INV-6), and sees the saved words the offer wrote: its own,
+    /// or through the Acquire that took `REVIVING`.
+    unsafe fn swap_back(&self) -> bool {
         let saved = self.saved.load(Relaxed);
         let pages = self.cost / os::page_size();
         (0..pages).all(|i| {
-            // SAFETY: we hold REVIVING (state INV-6); `saved` was filled by
-            // the offer before its Release, which our CAS acquired.
+            // SAFETY: the caller holds OFFERING or REVIVING (state INV-5,
+            // INV-6), so nobody else touches the first words or `saved`,
+            // which holds `pages` words the caller sees (the contract).
             unsafe {
                 let word = first_word(self.data, i);
                 #[cfg(loom)]
@@ -243,6 +323,55 @@ mod tests {
         assert_eq!(arena.counters.discarded_count.load(Relaxed), 1);
         assert!(!h.state.pin(), "once discarded, always discarded");
         assert_eq!(h.state.mark_dropped(), super::super::state::Dropped::AlreadyDiscarded);
+    }
+
+    #[test]
+    fn a_failed_offer_that_lost_a_page_discards_the_allocation() {
+        let arena = arena();
+        let h = header(&arena, 3, 0x66);
+        let page = os::page_size();
+        // `offer` up to a `madvise` that applied to the range and then
+        // reported failure, after which the kernel took the last page.
+        assert!(h.state.try_begin_offer());
+        // SAFETY: we hold OFFERING.
+        unsafe { h.write_cookies() };
+        // SAFETY: the span is ours while OFFERING is held.
+        unsafe { os::offer(h.data, h.cost) }.unwrap();
+        // SAFETY: the last page of the offered span; nobody pins it.
+        unsafe { os::discard(NonNull::new_unchecked(h.data.as_ptr().add(2 * page)), page) }.unwrap();
+        // SAFETY: we hold OFFERING and wrote `saved`.
+        assert!(!unsafe { h.restore_failed_offer() }, "the taken page is noticed");
+        // SAFETY: as above; the first page was restored by a swap.
+        assert_eq!(unsafe { first_word(h.data, 0) }.load(Relaxed), u64::from_ne_bytes([0x66; 8]));
+        h.state.end_offer(true);
+        assert!(h.state.load().is_offered(), "ends as made");
+        assert!(!h.state.pin_fast());
+        assert!(!h.pin_slow(&arena), "the restored pages do not make the allocation intact");
+        let s = h.state.load();
+        assert!(s.is_discarded() && !s.is_offered() && s.pins() == 0);
+        assert_eq!(arena.counters.kernel_discards.load(Relaxed), 1);
+        assert_eq!(arena.counters.revivals.load(Relaxed), 0);
+        assert_eq!(arena.counters.discarded_bytes.load(Relaxed), 3 * page as u64, "the reviver freed the bytes");
+        assert!(!h.state.pin(), "once discarded, always discarded");
+        assert_eq!(h.state.mark_dropped(), super::super::state::Dropped::AlreadyDiscarded);
+    }
+
+    #[test]
+    fn a_failed_offer_that_lost_nothing_restores_every_page() {
+        let arena = arena();
+        let h = header(&arena, 2, 0x21);
+        assert!(h.state.try_begin_offer());
+        // SAFETY: we hold OFFERING.
+        unsafe { h.write_cookies() };
+        // SAFETY: we hold OFFERING and wrote `saved`.
+        assert!(unsafe { h.restore_failed_offer() });
+        h.state.end_offer(false);
+        assert!(h.state.pin(), "plain alive again");
+        assert!(bytes(&h).iter().all(|&b| b == 0x21), "every cookie swapped back");
+        h.state.unpin();
+        h.state.mark_dropped();
+        // SAFETY: we won the drop; nobody uses the bytes.
+        unsafe { arena.store.free(h.data, h.loc, crate::page_heap::Release::Now) };
     }
 
     #[test]

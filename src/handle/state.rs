@@ -36,6 +36,10 @@
 //! - INV-5: `OFFERING` is taken only from "alive, unpinned, no flag" and
 //!   is held while the offerer writes cookies and calls `MADV_FREE`; pins
 //!   that arrive meanwhile stay counted and wait; the owner's drop waits.
+//!   If `MADV_FREE` fails, the offerer swaps the cookies back as a reviver
+//!   does (INV-6) and drops `OFFERING`; if it finds a page the kernel took
+//!   (the call applied to part of the range first), it ends the offer as
+//!   made (`OFFERED`) instead, so that the revival finds the page missing.
 //! - INV-6: `OFFERED` means the pages were handed to the kernel; the first
 //!   pinner that finds it takes `REVIVING` (one CAS, so two pinners never
 //!   both revive), swaps the cookies back, and clears both flags, or, if
@@ -270,9 +274,10 @@ impl State {
         }
     }
 
-    /// Lazy mode: ends an offer: `OFFERING` becomes `OFFERED` (`offered`)
-    /// or is simply dropped (the offer failed). Pins that arrived meanwhile
-    /// stay counted.
+    /// Lazy mode: ends an offer: `OFFERING` becomes `OFFERED` (`offered`:
+    /// the pages, or some of them, are the kernel's to take, INV-5) or is
+    /// simply dropped (the offer failed and every page is intact). Pins that
+    /// arrived meanwhile stay counted.
     pub(crate) fn end_offer(&self, offered: bool) {
         // Release publishes the saved words and cookies to the reviver.
         let flip = if offered { OFFERING | OFFERED } else { OFFERING };
