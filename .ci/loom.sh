@@ -13,11 +13,15 @@
 #    - `--cfg discardable_broken_inflight`: a remote freer leaves
 #      `remote_inflight` right after its push, before its last access to the
 #      span header.
+#    - `--cfg discardable_broken_adopt`: the abandoned set collects a stolen
+#      span's lists (which its thief gave back to the OS).
+#    - `--cfg discardable_broken_restore`: a failed lazy offer restores the
+#      saved words with plain stores, over pages the kernel may have taken.
 #
 # Each build has its own target directory, so none invalidates the normal
 # build or another (RUSTFLAGS differ). Each model has its own preemption
-# bound (3 for the state-word, lazy-mode and remote-free models, 2 for the
-# epoch model);
+# bound (3 for the state-word, lazy-mode, remote-free and abandonment
+# models, 2 for the epoch model);
 # setting LOOM_MAX_PREEMPTIONS overrides it for all of them (the epoch model
 # takes about 3 minutes at 3). Extra arguments go to the first `cargo test`
 # (e.g. `--test lazy`). To see the interleaving behind a failure, rerun that
@@ -66,5 +70,9 @@ reject discardable_broken_epoch broken_epoch_guard_is_rejected \
     "Causality violation|header read after its free"
 reject discardable_broken_inflight broken_inflight_is_rejected \
     "Causality violation|a remote freer touched a released span"
+reject discardable_broken_adopt broken_adopt_is_rejected \
+    "Causality violation|the owner collected a stolen span"
+reject discardable_broken_restore broken_restore_is_rejected \
+    "Causality violation|a pinned reader saw|a failed offer lost a page"
 
 echo "== loom checks passed in $((SECONDS - start)) s"

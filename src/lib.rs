@@ -459,128 +459,7 @@ pub mod __loom {
             Ok(())
         }
     }
-    /// The allocator's remote-free protocol (`alloc/span.rs` INV-4, INV-5):
-    /// a thread heap and class spans (class 0) in model memory, whose
-    /// header atomics are loom's, driven through the shipped functions.
-    /// Releasing a span writes a loom cell that every remote freer reads
-    /// around its header accesses; a thief's discard writes one that the
-    /// owner's `collect` reads.
-    pub struct ClassSpans {
-        heap: *mut crate::alloc::heap::Heap,
-        spans: Vec<*mut crate::alloc::heap::ModelSpan>,
-    }
-
-    // SAFETY: the models share it between their threads and call each
-    // method only from the thread the protocol allows (owner or freer).
-    unsafe impl Send for ClassSpans {}
-    // SAFETY: as above.
-    unsafe impl Sync for ClassSpans {}
-
-    impl core::fmt::Debug for ClassSpans {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            f.debug_struct("ClassSpans").finish_non_exhaustive()
-        }
-    }
-
-    /// A span's state kind: the owner allocates from it.
-    pub const ACTIVE: u32 = 0;
-    /// A span's state kind: full, parked on the owner's full list.
-    pub const PARKED: u32 = 1;
-    /// A span's state kind: emptied and stolen by a remote freer.
-    pub const STOLEN: u32 = 2;
-
-    /// A span as a model sees it after its threads joined.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub struct SpanView {
-        /// [`ACTIVE`], [`PARKED`] or [`STOLEN`].
-        pub kind: u32,
-        /// Blocks handed out and not freed back to the owner.
-        pub used: u32,
-        /// Blocks on the owner's free list (0 once discarded).
-        pub free: u32,
-        /// Blocks on the remote free list.
-        pub remote: u32,
-        /// Remote freers in flight.
-        pub inflight: u32,
-        /// Released (given back).
-        pub released: bool,
-        /// Stolen and its block pages discarded.
-        pub discarded: bool,
-        /// On the heap's current list (`Some(true)`), its full list
-        /// (`Some(false)`), or neither.
-        pub listed: Option<bool>,
-    }
-
-    impl ClassSpans {
-        /// A heap and spans of `(capacity, live)` blocks each (the first
-        /// `live` handed out, the rest on the span's free list), on no list.
-        /// Call inside the model (the headers hold loom objects).
-        pub fn new(spans: &[(u32, u32)]) -> Self {
-            use crate::alloc::heap::model;
-            let heap = model::new_heap();
-            let spans = spans.iter().map(|&(capacity, live)| model::new_span(heap, capacity, live)).collect();
-            Self { heap, spans }
-        }
-
-        /// Puts span `i` at the head of the heap's current list (setup).
-        pub fn make_current(&self, i: usize) {
-            // SAFETY: setup, before the model's threads start; the span is
-            // on no list (the model's duty).
-            unsafe { crate::alloc::heap::model::make_current(self.heap, self.spans[i]) }
-        }
-
-        /// A remote thread frees block `block` of span `i` (`free`'s remote
-        /// branch, without TLS).
-        pub fn free_remote(&self, i: usize, block: usize) {
-            use crate::alloc::heap::model;
-            // SAFETY: the model frees each live block once.
-            unsafe { model::free_remote(self.spans[i], model::block(self.spans[i], block)) }
-        }
-
-        /// The owner makes span `i` current (`Heap::push_current`), which
-        /// collects the displaced head and releases it if empty and
-        /// quiescent.
-        pub fn push_current(&self, i: usize) {
-            // SAFETY: owner thread only (the model's duty).
-            unsafe { crate::alloc::heap::model::push_current(self.heap, self.spans[i]) }
-        }
-
-        /// The owner's refill turn on span `i`, the head of its current
-        /// list: parks it if nothing is free (`Heap::park_full`). Returns
-        /// whether it parked.
-        pub fn refill_turn(&self, i: usize) -> bool {
-            // SAFETY: owner thread only (the model's duty).
-            unsafe { crate::alloc::heap::model::refill_turn(self.heap, self.spans[i]) }
-        }
-
-        /// The owner's `alloc_slow` prologue: rescues full spans if flagged.
-        pub fn rescue_if_pending(&self) -> bool {
-            // SAFETY: owner thread only (the model's duty).
-            unsafe { crate::alloc::heap::model::rescue_if_pending(self.heap) }
-        }
-
-        /// Span `i` as seen after the model's threads joined.
-        pub fn view(&self, i: usize) -> SpanView {
-            use crate::alloc::heap::model;
-            // SAFETY: the owner thread, or the threads joined (the model's duty).
-            let (kind, used, free, remote, inflight, released, discarded) = unsafe { model::observe(self.spans[i]) };
-            // SAFETY: as above.
-            let listed = unsafe { model::listed(self.heap, self.spans[i]) };
-            SpanView { kind, used, free, remote, inflight, released, discarded, listed }
-        }
-    }
-
-    impl Drop for ClassSpans {
-        fn drop(&mut self) {
-            use crate::alloc::heap::model;
-            for &span in &self.spans {
-                // SAFETY: nothing uses the spans any more.
-                unsafe { model::drop_span(span) };
-            }
-            // SAFETY: nothing uses the heap any more.
-            unsafe { model::drop_heap(self.heap) };
-        }
-    }
+    pub use crate::alloc::model::{ClassSpans, Listed, SpanView, ACTIVE, PARKED, STOLEN};
 }
 
 /// Internals for the fuzz targets in `fuzz/` only (cargo-fuzz builds with
@@ -605,7 +484,7 @@ pub mod __fuzz {
     /// Frees the abandoned class spans that became empty (what the purge
     /// timer does on every tick).
     pub fn sweep_abandoned() {
-        crate::alloc::heap::sweep_abandoned();
+        crate::alloc::abandoned::global().sweep();
     }
 
     /// A replacement policy as the manager builds it (`policy::build`),

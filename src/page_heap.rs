@@ -392,6 +392,7 @@ impl PageHeap {
     ///
     /// `[ptr, ptr + len)` must be a live span of this heap owned by the
     /// caller, in a normal segment.
+    #[cfg_attr(loom, allow(dead_code))] // class spans are model memory under loom
     pub(crate) unsafe fn tag(&self, ptr: NonNull<u8>, len: usize, on: bool) {
         debug_assert!(ptr.as_ptr() as usize % SLICE_SIZE == 0 && len % SLICE_SIZE == 0);
         let seg = segment_of(ptr);

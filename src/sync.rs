@@ -99,6 +99,53 @@ mod imp {
 #[allow(unused_imports)]
 pub(crate) use imp::*;
 
+/// A lock for state the loom models check (the allocator's abandoned
+/// lists): [`RawLock`] normally, loom's mutex under `cfg(loom)`, so the
+/// models see its hand-overs and explore who takes it first.
+#[cfg(not(loom))]
+pub(crate) type SpinLock = RawLock;
+
+/// The guard of a [`SpinLock`].
+#[cfg(not(loom))]
+pub(crate) type SpinGuard<'a> = RawLockGuard<'a>;
+
+/// The guard of a [`SpinLock`].
+#[cfg(loom)]
+pub(crate) type SpinGuard<'a> = loom::sync::MutexGuard<'a, ()>;
+
+/// Under loom: loom's mutex with [`RawLock`]'s API (not `const`; loom
+/// objects live inside one model execution).
+#[cfg(loom)]
+#[derive(Debug)]
+pub(crate) struct SpinLock(loom::sync::Mutex<()>);
+
+#[cfg(loom)]
+impl SpinLock {
+    /// An unlocked lock.
+    pub(crate) fn new() -> Self {
+        Self(loom::sync::Mutex::new(()))
+    }
+
+    /// Blocks (in loom's scheduler) until the lock is taken.
+    pub(crate) fn lock(&self) -> SpinGuard<'_> {
+        self.0.lock().expect("loom mutex poisoned")
+    }
+
+    /// The fork handlers' entry points: loom models never fork.
+    pub(crate) fn lock_for_fork(&self) {
+        unreachable!("loom models never fork");
+    }
+
+    /// See [`SpinLock::lock_for_fork`].
+    ///
+    /// # Safety
+    ///
+    /// Never called under loom.
+    pub(crate) unsafe fn force_unlock(&self) {
+        unreachable!("loom models never fork");
+    }
+}
+
 /// A minimal test-and-test-and-set lock usable from the allocation path.
 ///
 /// It never allocates, never parks through parking_lot's global table and

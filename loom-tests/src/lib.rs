@@ -26,6 +26,11 @@
 //!   code (`__loom::ClassSpans`); a release before the freer's last header
 //!   access, a steal and an unpark that both win, an owner reading a stolen
 //!   span, or a lost block is rejected.
+//! - `abandon`: thread exit, abandonment, adoption and the purge timer's
+//!   sweep (src/alloc/abandoned.rs AB-1..3) on the same shipped code, with
+//!   the abandoned set and its lock loom's; a release before a freer's last
+//!   access, a collect of a stolen span, an adopter handing out a live
+//!   block, or a span never released is rejected.
 //!
 //! Each protocol has a deliberately broken variant, a cfg switch with which
 //! `.ci/loom.sh` builds `tests/broken.rs` and which loom must reject:
@@ -39,8 +44,16 @@
 //! - `--cfg discardable_broken_inflight`: the remote freer leaves
 //!   `remote_inflight` right after its push, before its last header access
 //!   (`remote_free::owner_collects_while_the_last_block_is_freed_remotely`
+//!   must fail);
+//! - `--cfg discardable_broken_adopt`: the abandoned set collects stolen
+//!   spans too (`abandon::thread_exits_while_its_parked_span_empties` must
+//!   fail);
+//! - `--cfg discardable_broken_restore`: a failed lazy offer restores the
+//!   saved words with plain stores (`lazy::partly_failed_offer_racing_a_pinner`
 //!   must fail).
 
+#[cfg(loom)]
+pub mod abandon;
 #[cfg(loom)]
 pub mod harness;
 #[cfg(loom)]

@@ -14,9 +14,8 @@
 //! a stolen span's lists is rejected the same way. The steal's age check
 //! sees a clock that always says "old enough".
 
-use discardable::__loom::{ClassSpans, SpanView, ACTIVE, PARKED, STOLEN};
+use discardable::__loom::{ClassSpans, Listed, SpanView, ACTIVE, PARKED, STOLEN};
 use loom::sync::Arc;
-use loom::thread;
 
 use crate::harness::{self, Outcomes};
 
@@ -28,12 +27,9 @@ pub fn owner_collects_while_the_last_block_is_freed_remotely() {
     let outcomes = Outcomes::new(&["released", "collected, the freer still in flight", "collected nothing"]);
     let seen = std::sync::Arc::clone(&outcomes);
     harness::check("owner collects while the last block is freed remotely", 3, move || {
-        let spans = Arc::new(ClassSpans::new(&[(1, 1), (1, 0)]));
+        let spans = Arc::new(ClassSpans::new(1, &[(1, 1), (1, 0)]));
         spans.make_current(0);
-        let freer = {
-            let spans = Arc::clone(&spans);
-            thread::spawn(move || spans.free_remote(0, 0))
-        };
+        let freer = harness::spawn(&spans, move |spans| spans.free_remote(0, 0));
         // The owner: span 1 displaces span 0 as current.
         spans.push_current(1);
         let v = spans.view(0);
@@ -42,11 +38,11 @@ pub fn owner_collects_while_the_last_block_is_freed_remotely() {
         assert_eq!(after.inflight, 0, "a remote freer never left");
         if v.released {
             seen.saw(0);
-            assert_eq!(after.listed, None, "a released span is still listed");
+            assert_eq!(after.listed, Listed::Nowhere, "a released span is still listed");
             assert_eq!(after.used, 0, "a span was released with a live block");
         } else {
             seen.saw(if v.used == 0 { 1 } else { 2 });
-            assert_eq!(after.listed, Some(true), "an unreleased span left the current list");
+            assert_eq!(after.listed, Listed::Current(0), "an unreleased span left the current list");
             assert!(
                 (after.used, after.free, after.remote) == (0, 1, 0)
                     || (after.used, after.free, after.remote) == (1, 0, 1),
@@ -58,9 +54,10 @@ pub fn owner_collects_while_the_last_block_is_freed_remotely() {
 }
 
 /// Span 0 holds one block, handed out, and heads the owner's current list;
-/// a remote thread frees it while the owner finds the span full and parks
-/// it (`Heap::park_full`), then, as its next `alloc_slow` would, rescues
-/// flagged full spans. Exactly one of the owner's unpark and the freer's
+/// a remote thread frees it while the owner takes a turn of its refill
+/// loop (`Heap::take_or_park`: it collects the block and hands it out
+/// again, or finds the span full and parks it), then, as its next
+/// `alloc_slow` would, rescues flagged full spans. Exactly one of the owner's unpark and the freer's
 /// steal wins; a stolen span is released (once the thief is done) and never
 /// collected or reused by the owner; no block is lost or stranded on a
 /// parked span.
@@ -68,15 +65,13 @@ pub fn owner_parks_while_the_last_block_is_freed_remotely() {
     let outcomes = Outcomes::new(&["collected before parking", "unparked by the owner", "stolen by the freer"]);
     let seen = std::sync::Arc::clone(&outcomes);
     harness::check("owner parks while the last block is freed remotely", 3, move || {
-        let spans = Arc::new(ClassSpans::new(&[(1, 1)]));
+        let spans = Arc::new(ClassSpans::new(1, &[(1, 1)]));
         spans.make_current(0);
-        let freer = {
-            let spans = Arc::clone(&spans);
-            thread::spawn(move || spans.free_remote(0, 0))
-        };
-        let parked = spans.refill_turn(0);
+        let freer = harness::spawn(&spans, move |spans| spans.free_remote(0, 0));
+        let taken = spans.take_or_park(0);
+        let parked = taken.is_none();
         freer.join().unwrap();
-        spans.rescue_if_pending();
+        spans.rescue_if_pending(0);
         let v: SpanView = spans.view(0);
         assert_eq!(v.inflight, 0, "a remote freer never left");
         assert_ne!(v.kind, PARKED, "a remote free was stranded on a parked span: {v:?}");
@@ -86,15 +81,23 @@ pub fn owner_parks_while_the_last_block_is_freed_remotely() {
                 assert!(parked, "a span the owner never parked was stolen");
                 assert!(v.discarded, "a steal skipped the discard");
                 assert!(v.released, "a stolen span was never released: {v:?}");
-                assert_eq!(v.listed, None, "a stolen span is still listed: {v:?}");
+                assert_eq!(v.listed, Listed::Nowhere, "a stolen span is still listed: {v:?}");
             }
             ACTIVE => {
                 seen.saw(if parked { 1 } else { 0 });
                 assert!(!v.discarded, "an active span's pages were discarded");
-                if v.released {
-                    assert_eq!((v.listed, v.used), (None, 0), "a released span is listed or live: {v:?}");
+                if let Some(block) = taken {
+                    // The owner collected the freed block and handed it out.
+                    assert_eq!(block, 0, "the owner handed out a block that was never freed");
+                    assert_eq!(
+                        (v.listed, v.used, v.free, v.remote, v.released),
+                        (Listed::Current(0), 1, 0, 0, false),
+                        "the span of a handed-out block: {v:?}"
+                    );
+                } else if v.released {
+                    assert_eq!((v.listed, v.used), (Listed::Nowhere, 0), "a released span is listed or live: {v:?}");
                 } else {
-                    assert_eq!(v.listed, Some(true), "an active span is not current: {v:?}");
+                    assert_eq!(v.listed, Listed::Current(0), "an active span is not current: {v:?}");
                     assert_eq!((v.used, v.free, v.remote), (0, 1, 0), "the freed block was lost: {v:?}");
                 }
             }

@@ -13,6 +13,11 @@
 //! - `--cfg discardable_broken_inflight`: the allocator's remote freer
 //!   leaves `remote_inflight` right after its push, so the owner can release
 //!   the span while the freer still reads its header.
+//! - `--cfg discardable_broken_adopt`: the abandoned set collects a stolen
+//!   span's lists, which its thief gave back to the OS.
+//! - `--cfg discardable_broken_restore`: a failed lazy offer restores the
+//!   saved words with plain stores, so a page the kernel took comes back
+//!   zeroed but for its first word, and is pinned as intact.
 #![cfg(loom)]
 
 #[cfg(discardable_broken)]
@@ -37,4 +42,16 @@ fn broken_epoch_guard_is_rejected() {
 #[test]
 fn broken_inflight_is_rejected() {
     loom_tests::remote_free::owner_collects_while_the_last_block_is_freed_remotely();
+}
+
+#[cfg(discardable_broken_adopt)]
+#[test]
+fn broken_adopt_is_rejected() {
+    loom_tests::abandon::thread_exits_while_its_parked_span_empties();
+}
+
+#[cfg(discardable_broken_restore)]
+#[test]
+fn broken_restore_is_rejected() {
+    loom_tests::lazy::partly_failed_offer_racing_a_pinner();
 }

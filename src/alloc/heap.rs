@@ -9,15 +9,14 @@
 //!
 //! Thread exit is seen by a pthread key destructor, registered once, which
 //! abandons the heap: fully free spans go back to the page heap, the rest
-//! move to per-class abandoned lists (owner null), from which other heaps
-//! adopt them and the purge thread frees them once empty.
+//! move to the abandoned set (`abandoned.rs`), from which other heaps adopt
+//! them and the purge thread frees them once empty.
 //!
-//! Invariants (with span.rs INV-1..3):
+//! Invariants (with span.rs INV-1..5 and abandoned.rs AB-1..3):
 //! - INV-4: a heap's lists are touched only by its thread (or, for the
 //!   fallback heap, under `FALLBACK_LOCK`).
-//! - INV-5: abandoned spans are touched only under `ABANDONED_LOCK`.
-//! - Lock order: `FALLBACK_LOCK` → `ABANDONED_LOCK` → `POOL_LOCK` → the page
-//!   heap's lock. The fork handlers take them in this order.
+//! - Lock order: `FALLBACK_LOCK` → the abandoned set's lock → `POOL_LOCK` →
+//!   the page heap's lock. The fork handlers take them in this order.
 //!
 //! Must never: allocate through the Rust heap, take a parking_lot lock, pin
 //! an epoch, or panic (internal failures abort with a static message).
@@ -29,10 +28,6 @@ use core::ptr;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::*};
 
-/// The span header type, for `crate::__loom` (its module is private).
-#[cfg(loom)]
-pub(crate) use super::span::Span as ModelSpan;
-
 /// A heap's `full_pending` flag: a loom atomic under loom, so the models
 /// see the remote freer's hand-over to the owner.
 #[cfg(not(loom))]
@@ -40,7 +35,10 @@ type PendingFlag = AtomicBool;
 #[cfg(loom)]
 type PendingFlag = crate::sync::AtomicBool;
 
-use super::size_class::{span_bytes, CLASSES};
+use super::abandoned::{self, Abandoned};
+#[cfg(not(loom))]
+use super::size_class::span_bytes;
+use super::size_class::CLASSES;
 use super::span::{self, Block, Span};
 use crate::os;
 use crate::page_heap;
@@ -78,9 +76,6 @@ struct Global<T>(UnsafeCell<T>);
 // SAFETY: every `Global` is only accessed under its paired `RawLock`.
 unsafe impl<T> Sync for Global<T> {}
 
-static ABANDONED_LOCK: RawLock = RawLock::new();
-static ABANDONED: Global<[*mut Span; CLASSES]> = Global(UnsafeCell::new([ptr::null_mut(); CLASSES]));
-
 static POOL_LOCK: RawLock = RawLock::new();
 /// (free list head, bump pointer, bump end) of heap structs.
 static POOL: Global<(*mut Heap, usize, usize)> = Global(UnsafeCell::new((ptr::null_mut(), 0, 0)));
@@ -116,7 +111,17 @@ pub(crate) fn alloc(class: usize) -> *mut u8 {
 /// `ptr` must be a live block handed out from `span`.
 #[inline(always)]
 pub(crate) unsafe fn free(span: *mut Span, ptr: *mut u8) {
-    let heap = this_heap();
+    // SAFETY: caller.
+    unsafe { free_from(this_heap(), span, ptr) }
+}
+
+/// [`free`] by the thread whose heap is `heap` (null: it has none).
+///
+/// # Safety
+///
+/// As for [`free`]; `heap` is the calling thread's heap or null.
+#[inline(always)]
+unsafe fn free_from(heap: *mut Heap, span: *mut Span, ptr: *mut u8) {
     let block = ptr.cast::<Block>();
     // SAFETY: the span outlives its live blocks; `owner == heap` means we
     // own it (INV-3), so its owner-only fields are ours (INV-1).
@@ -125,7 +130,7 @@ pub(crate) unsafe fn free(span: *mut Span, ptr: *mut u8) {
             (*block).next = (*span).free;
             (*span).free = block;
             (*span).used -= 1;
-            if (*span).used == 0 || kind(span, Relaxed) != span::ACTIVE {
+            if (*span).used == 0 || Span::kind(span, Relaxed) != span::ACTIVE {
                 Heap::after_local_free(heap, span);
             }
             return;
@@ -244,33 +249,6 @@ unsafe fn remote_free_to_parked(span: *mut Span, parked: u32) {
     }
 }
 
-/// Takes a parked span back for its owner: `true` if it is active again,
-/// `false` if a remote thread stole it (it is empty: release it).
-///
-/// # Safety
-///
-/// The caller owns the span (INV-1).
-unsafe fn unpark(span: *mut Span) -> bool {
-    // SAFETY: live span (caller); only the owner parks, so the word is
-    // either the parked word it wrote or that word turned STOLEN.
-    unsafe {
-        let cur = (*span).state.load(Acquire);
-        cur & span::KIND == span::PARKED
-            && (*span).state.compare_exchange(cur, cur & !span::KIND, AcqRel, Acquire).is_ok()
-    }
-}
-
-/// The kind of a span's state word.
-///
-/// # Safety
-///
-/// `span` is live.
-#[inline(always)]
-unsafe fn kind(span: *mut Span, order: core::sync::atomic::Ordering) -> u32 {
-    // SAFETY: live span (caller).
-    unsafe { (*span).state.load(order) & span::KIND }
-}
-
 /// Allocation on a thread without a heap: set one up, or use the fallback
 /// heap if the thread is exiting.
 #[cold]
@@ -337,14 +315,14 @@ unsafe extern "C" fn thread_exit(value: *mut c_void) {
     if !heap.is_null() {
         // SAFETY: the heap was this thread's and the thread is exiting, so
         // nothing else uses it (INV-4).
-        unsafe { Heap::abandon(heap) };
+        unsafe { Heap::abandon(heap, abandoned::global()) };
         pool_give(heap);
     }
 }
 
 unsafe extern "C" fn fork_prepare() {
     FALLBACK_LOCK.lock_for_fork();
-    ABANDONED_LOCK.lock_for_fork();
+    abandoned::global().lock_for_fork();
     POOL_LOCK.lock_for_fork();
     page_heap::global().lock_for_fork();
 }
@@ -354,7 +332,7 @@ unsafe extern "C" fn fork_parent() {
     unsafe {
         page_heap::global().unlock_after_fork();
         POOL_LOCK.force_unlock();
-        ABANDONED_LOCK.force_unlock();
+        abandoned::global().unlock_after_fork();
         FALLBACK_LOCK.force_unlock();
     }
 }
@@ -410,53 +388,13 @@ fn pool_give(heap: *mut Heap) {
     }
 }
 
-/// Unlinks `span` from the doubly linked list whose head is `*head`.
-///
-/// # Safety
-///
-/// The caller owns the list (INV-4 or INV-5) and `span` is on it.
-unsafe fn unlink(head: *mut *mut Span, span: *mut Span, empty_head: *mut Span) {
-    // SAFETY: list members are live spans owned by the caller.
-    unsafe {
-        let (prev, next) = ((*span).prev, (*span).next);
-        if prev.is_null() {
-            *head = if next.is_null() { empty_head } else { next };
-        } else {
-            (*prev).next = next;
-        }
-        if !next.is_null() {
-            (*next).prev = prev;
-        }
-        (*span).prev = ptr::null_mut();
-        (*span).next = ptr::null_mut();
-    }
-}
-
-/// Pushes `span` at the front of the list whose head is `*head`.
-///
-/// # Safety
-///
-/// The caller owns the list and `span`, which is on no list.
-unsafe fn push_front(head: *mut *mut Span, span: *mut Span, empty_head: *mut Span) {
-    // SAFETY: as for `unlink`.
-    unsafe {
-        let old = *head;
-        (*span).prev = ptr::null_mut();
-        (*span).next = if old == empty_head { ptr::null_mut() } else { old };
-        if old != empty_head {
-            (*old).prev = span;
-        }
-        *head = span;
-    }
-}
-
 /// Gives a span with no live block back to the page heap.
 ///
 /// # Safety
 ///
 /// The caller owns `span`, it is on no list, and none of its blocks is live.
 #[cfg(not(loom))]
-unsafe fn release(span: *mut Span) {
+pub(super) unsafe fn release(span: *mut Span) {
     // SAFETY: the caller owns the span and its memory is unused.
     unsafe {
         let bytes = span_bytes((*span).class as usize);
@@ -476,7 +414,7 @@ unsafe fn release(span: *mut Span) {
 ///
 /// As for the real `release`.
 #[cfg(loom)]
-unsafe fn release(span: *mut Span) {
+pub(super) unsafe fn release(span: *mut Span) {
     // SAFETY: the model's cell; loom checks this write against the remote
     // freers' reads.
     unsafe {
@@ -524,15 +462,16 @@ impl Heap {
             if old != span::empty() {
                 Span::collect(old);
                 if (*old).used == 0 && Span::quiescent(old) {
-                    unlink(&mut (*heap).current[class], old, span::empty());
+                    span::unlink(&mut (*heap).current[class], old, span::empty());
                     release(old);
                 }
             }
-            push_front(&mut (*heap).current[class], span, span::empty());
+            span::push_front(&mut (*heap).current[class], span, span::empty());
         }
     }
 
-    /// Refills `class` and allocates from it.
+    /// Refills `class` and allocates from it: from the current spans,
+    /// else from an adopted abandoned span, else from a fresh one.
     ///
     /// # Safety
     ///
@@ -547,37 +486,36 @@ impl Heap {
             loop {
                 let span = (*heap).current[class];
                 if span == span::empty() {
-                    break;
-                }
-                if (*span).free.is_null() && Span::collect(span) == 0 && !Span::extend(span) {
-                    Heap::park_full(heap, span);
+                    let Some(span) = abandoned::global().adopt(class, heap).or_else(|| new_span(class, heap)) else {
+                        return ptr::null_mut();
+                    };
+                    Heap::push_current(heap, class, span);
                     continue;
                 }
-                if !(*span).free.is_null() {
-                    let block = (*span).free;
-                    (*span).free = (*block).next;
-                    (*span).used += 1;
-                    return block.cast();
+                let block = Heap::take_or_park(heap, span);
+                if !block.is_null() {
+                    return block;
                 }
             }
-            let span = match adopt(class, heap) {
-                Some(span) => span,
-                None => match new_span(class, heap) {
-                    Some(span) => span,
-                    None => return ptr::null_mut(),
-                },
-            };
-            Heap::push_current(heap, class, span);
-            if (*span).free.is_null() {
-                Span::extend(span);
-            }
-            let block = (*span).free;
-            if block.is_null() {
+        }
+    }
+
+    /// One turn of the refill loop on `span`, the head of `current`: a
+    /// block from its free list, its remote frees or its never-used tail;
+    /// with none left, it parks the span (`park_full`) and returns null.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns `heap`; `span` heads one of its current lists.
+    unsafe fn take_or_park(heap: *mut Heap, span: *mut Span) -> *mut u8 {
+        // SAFETY: owner of heap and span (INV-1, 4); `free` is not empty
+        // once `collect` took a block or `extend` added some.
+        unsafe {
+            if (*span).free.is_null() && Span::collect(span) == 0 && !Span::extend(span) {
+                Heap::park_full(heap, span);
                 return ptr::null_mut();
             }
-            (*span).free = (*block).next;
-            (*span).used += 1;
-            block.cast()
+            Span::pop(span)
         }
     }
 
@@ -590,7 +528,7 @@ impl Heap {
         // SAFETY: owner of heap and span (INV-1, 4).
         unsafe {
             let class = (*span).class as usize;
-            unlink(&mut (*heap).current[class], span, span::empty());
+            span::unlink(&mut (*heap).current[class], span, span::empty());
             (*span).parked_used.store((*span).used, Relaxed);
             (*span).parked_at.store(now_ns(), Relaxed);
             // A new epoch: a thief holding an older parked word fails its CAS.
@@ -604,15 +542,15 @@ impl Heap {
             // order, as loom can check.
             crate::sync::fence(SeqCst);
             if (*span).thread_free.load(SeqCst).is_null() {
-                push_front(&mut (*heap).full[class], span, ptr::null_mut());
-            } else if unpark(span) {
+                span::push_front(&mut (*heap).full[class], span, ptr::null_mut());
+            } else if Span::unpark(span) {
                 Span::collect(span);
                 Heap::push_current(heap, class, span);
             } else if Span::quiescent(span) {
                 release(span); // stolen: empty
             } else {
                 // Stolen, but the thief is still at it: look again later.
-                push_front(&mut (*heap).full[class], span, ptr::null_mut());
+                span::push_front(&mut (*heap).full[class], span, ptr::null_mut());
                 (*heap).full_pending.store(true, Relaxed);
             }
         }
@@ -630,18 +568,18 @@ impl Heap {
                 let mut span = (*heap).full[class];
                 while !span.is_null() {
                     let next = (*span).next;
-                    let stolen = kind(span, Acquire) == span::STOLEN;
+                    let stolen = Span::kind(span, Acquire) == span::STOLEN;
                     if stolen || !(*span).thread_free.load(Relaxed).is_null() {
-                        if stolen || !unpark(span) {
+                        if stolen || !Span::unpark(span) {
                             // Stolen: empty; release once the thief is done.
                             if Span::quiescent(span) {
-                                unlink(&mut (*heap).full[class], span, ptr::null_mut());
+                                span::unlink(&mut (*heap).full[class], span, ptr::null_mut());
                                 release(span);
                             } else {
                                 (*heap).full_pending.store(true, Relaxed);
                             }
                         } else {
-                            unlink(&mut (*heap).full[class], span, ptr::null_mut());
+                            span::unlink(&mut (*heap).full[class], span, ptr::null_mut());
                             Span::collect(span);
                             if (*span).used == 0 && Span::quiescent(span) {
                                 release(span);
@@ -666,11 +604,11 @@ impl Heap {
         // SAFETY: owner of heap and span (INV-1, 4).
         unsafe {
             let class = (*span).class as usize;
-            if kind(span, Relaxed) != span::ACTIVE {
-                unlink(&mut (*heap).full[class], span, ptr::null_mut());
+            if Span::kind(span, Relaxed) != span::ACTIVE {
+                span::unlink(&mut (*heap).full[class], span, ptr::null_mut());
                 // The block just freed was live, so the span cannot have been
                 // emptied and stolen (span INV-4).
-                let active = unpark(span);
+                let active = Span::unpark(span);
                 debug_assert!(active, "a span with a live block was stolen");
                 Span::collect(span);
                 Heap::push_current(heap, class, span);
@@ -678,40 +616,29 @@ impl Heap {
             if (*span).used == 0 && (*heap).current[class] != span {
                 Span::collect(span);
                 if (*span).used == 0 && Span::quiescent(span) {
-                    unlink(&mut (*heap).current[class], span, span::empty());
+                    span::unlink(&mut (*heap).current[class], span, span::empty());
                     release(span);
                 }
             }
         }
     }
 
-    /// Abandons every span of an exiting thread's heap.
+    /// Abandons every span of an exiting thread's heap to `set`.
     ///
     /// # Safety
     ///
     /// The caller owned `heap` and nobody uses it any more.
-    unsafe fn abandon(heap: *mut Heap) {
-        let _locked = ABANDONED_LOCK.lock();
-        // SAFETY: the heap is ours; abandoned lists under their lock (INV-5).
+    unsafe fn abandon(heap: *mut Heap, set: &Abandoned) {
+        let mut locked = set.lock();
+        // SAFETY: the heap and its spans were ours (caller); each span is
+        // handed to the set, and the lists are reset after the walk.
         unsafe {
-            let abandoned = &mut *ABANDONED.0.get();
-            for (class, abandoned) in abandoned.iter_mut().enumerate() {
+            for class in 0..CLASSES {
                 for list in [(*heap).current[class], (*heap).full[class]] {
                     let mut span = list;
                     while !span.is_null() && span != span::empty() {
                         let next = (*span).next;
-                        (*span).owner.store(ptr::null_mut(), Release);
-                        let stolen = kind(span, Relaxed) != span::ACTIVE && !unpark(span);
-                        if !stolen {
-                            Span::collect(span);
-                        }
-                        if (stolen || (*span).used == 0) && Span::quiescent(span) {
-                            release(span);
-                        } else {
-                            // Live blocks, or a thief still at work: the
-                            // purge timer or an adopter looks again.
-                            push_front(abandoned, span, ptr::null_mut());
-                        }
+                        locked.abandon(span);
                         span = next;
                     }
                 }
@@ -722,67 +649,8 @@ impl Heap {
     }
 }
 
-/// Adopts an abandoned span of `class` with free blocks for `heap`,
-/// releasing empty ones on the way.
-fn adopt(class: usize, heap: *mut Heap) -> Option<*mut Span> {
-    let _locked = ABANDONED_LOCK.lock();
-    // SAFETY: abandoned spans are ours under the lock (INV-5).
-    unsafe {
-        let abandoned = &mut *ABANDONED.0.get();
-        let mut span = abandoned[class];
-        let mut budget = 16;
-        while !span.is_null() && budget > 0 {
-            budget -= 1;
-            let next = (*span).next;
-            if kind(span, Acquire) == span::STOLEN {
-                // Empty, its lists unreadable; release once the thief is done.
-                if Span::quiescent(span) {
-                    unlink(&mut abandoned[class], span, ptr::null_mut());
-                    release(span);
-                }
-                span = next;
-                continue;
-            }
-            Span::collect(span);
-            if (*span).used == 0 && Span::quiescent(span) {
-                unlink(&mut abandoned[class], span, ptr::null_mut());
-                release(span);
-            } else if !(*span).free.is_null() || (*span).bump < (*span).capacity {
-                unlink(&mut abandoned[class], span, ptr::null_mut());
-                (*span).owner.store(heap, Release);
-                return Some(span);
-            }
-            span = next;
-        }
-    }
-    None
-}
-
-/// Frees abandoned spans that became empty (the purge timer calls this).
-pub(crate) fn sweep_abandoned() {
-    let _locked = ABANDONED_LOCK.lock();
-    // SAFETY: abandoned spans are ours under the lock (INV-5).
-    unsafe {
-        let abandoned = &mut *ABANDONED.0.get();
-        for list in abandoned.iter_mut() {
-            let mut span = *list;
-            while !span.is_null() {
-                let next = (*span).next;
-                let stolen = kind(span, Acquire) == span::STOLEN;
-                if !stolen {
-                    Span::collect(span);
-                }
-                if (stolen || (*span).used == 0) && Span::quiescent(span) {
-                    unlink(list, span, ptr::null_mut());
-                    release(span);
-                }
-                span = next;
-            }
-        }
-    }
-}
-
 /// Maps a fresh span for `class` owned by `heap`.
+#[cfg(not(loom))]
 fn new_span(class: usize, heap: *mut Heap) -> Option<*mut Span> {
     let bytes = span_bytes(class);
     let heap_pages = page_heap::global();
@@ -797,6 +665,14 @@ fn new_span(class: usize, heap: *mut Heap) -> Option<*mut Span> {
     Some(span)
 }
 
+/// Under loom the page source is empty: the models build their spans up
+/// front, so a refill that finds nothing to adopt fails as if the OS
+/// refused memory.
+#[cfg(loom)]
+fn new_span(_class: usize, _heap: *mut Heap) -> Option<*mut Span> {
+    None
+}
+
 /// The remote-free protocol's entry points for the loom models
 /// (`crate::__loom::ClassSpans`): a heap and class spans built in model
 /// memory, driven through the shipped functions without TLS.
@@ -805,6 +681,7 @@ pub(crate) mod model {
     use core::ptr::{self, NonNull};
     use core::sync::atomic::Ordering::*;
 
+    use super::super::abandoned;
     use super::super::size_class::span_bytes;
     use super::super::span::{self, Block, Span};
     use super::{Heap, PendingFlag, CLASSES};
@@ -873,6 +750,28 @@ pub(crate) mod model {
         unsafe { span.cast::<u8>().add(span::HEADER_BYTES + i * (*span).block_size as usize).cast() }
     }
 
+    /// The index of `block` in `span`.
+    pub(crate) fn block_index(span: *mut Span, block: *mut Block) -> usize {
+        // SAFETY: the span's header is live (model memory).
+        let size = unsafe { (*span).block_size } as usize;
+        (block as usize - span as usize - span::HEADER_BYTES) / size
+    }
+
+    /// Whether `block` lies in `span`.
+    pub(crate) fn contains(span: *mut Span, block: *mut Block) -> bool {
+        (span as usize..span as usize + span_bytes(0)).contains(&(block as usize))
+    }
+
+    /// The span's owner (null while abandoned).
+    ///
+    /// # Safety
+    ///
+    /// `span` came from [`new_span`].
+    pub(crate) unsafe fn owner(span: *mut Span) -> *mut Heap {
+        // SAFETY: caller; an atomic load.
+        unsafe { (*span).owner.load(Acquire) }
+    }
+
     /// Makes `span` the head of `heap`'s current list of class 0.
     ///
     /// # Safety
@@ -880,7 +779,7 @@ pub(crate) mod model {
     /// The caller owns `heap` and `span`, which is on no list.
     pub(crate) unsafe fn make_current(heap: *mut Heap, span: *mut Span) {
         // SAFETY: caller.
-        unsafe { super::push_front(&mut (*heap).current[0], span, span::empty()) };
+        unsafe { super::span::push_front(&mut (*heap).current[0], span, span::empty()) };
     }
 
     /// `free`'s remote branch (a thread that does not own the span).
@@ -904,22 +803,61 @@ pub(crate) mod model {
         unsafe { Heap::push_current(heap, 0, span) };
     }
 
-    /// One turn of `Heap::alloc_slow`'s loop on the head `span` of class 0:
-    /// if it has nothing free, nothing remote and nothing to bump, park it
-    /// (`Heap::park_full`). Returns whether it was parked.
+    /// One turn of `Heap::alloc_slow`'s loop on `span`, the head of the
+    /// current list of class 0 (`Heap::take_or_park`): a block, or null
+    /// after parking the span.
     ///
     /// # Safety
     ///
     /// The caller owns `heap`; `span` heads its current list of class 0.
-    pub(crate) unsafe fn refill_turn(heap: *mut Heap, span: *mut Span) -> bool {
-        // SAFETY: caller; the same test as `alloc_slow`.
-        unsafe {
-            if (*span).free.is_null() && Span::collect(span) == 0 && !Span::extend(span) {
-                Heap::park_full(heap, span);
-                return true;
-            }
-        }
-        false
+    pub(crate) unsafe fn take_or_park(heap: *mut Heap, span: *mut Span) -> *mut Block {
+        // SAFETY: caller.
+        unsafe { Heap::take_or_park(heap, span).cast() }
+    }
+
+    /// `Heap::alloc_slow` for class 0: rescue, refill from the current
+    /// spans, else adopt an abandoned span (the models' page source is
+    /// empty, so null when there is none).
+    ///
+    /// # Safety
+    ///
+    /// The caller owns `heap`.
+    pub(crate) unsafe fn alloc_slow(heap: *mut Heap) -> *mut Block {
+        // SAFETY: caller.
+        unsafe { Heap::alloc_slow(heap, 0).cast() }
+    }
+
+    /// `free` by the thread owning `heap` (null: a thread without one).
+    ///
+    /// # Safety
+    ///
+    /// `block` is a live block of `span`, freed once; `heap` is the calling
+    /// thread's in the model.
+    pub(crate) unsafe fn free_from(heap: *mut Heap, span: *mut Span, block: *mut Block) {
+        // SAFETY: caller.
+        unsafe { super::free_from(heap, span, block.cast()) };
+    }
+
+    /// The thread exit of `heap`'s thread: its spans go to the execution's
+    /// abandoned set (`Heap::abandon`).
+    ///
+    /// # Safety
+    ///
+    /// The caller owns `heap` and uses it no more (until it allocates
+    /// again, as a pooled heap would be reused).
+    pub(crate) unsafe fn abandon(heap: *mut Heap) {
+        // SAFETY: caller.
+        unsafe { Heap::abandon(heap, abandoned::global()) };
+    }
+
+    /// The purge timer's sweep of the execution's abandoned set.
+    pub(crate) fn sweep() {
+        abandoned::global().sweep();
+    }
+
+    /// Whether `span` is on the abandoned list of class 0.
+    pub(crate) fn abandoned(span: *mut Span) -> bool {
+        abandoned::global().listed(0).contains(&span)
     }
 
     /// The start of `Heap::alloc_slow`: rescue full spans if a remote

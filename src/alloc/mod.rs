@@ -25,8 +25,11 @@
 //! - stay inconsistent across `fork`: `pthread_atfork` handlers take every
 //!   allocator lock before the fork and release them in both processes.
 
+pub(crate) mod abandoned;
 mod direct;
 pub(crate) mod heap;
+#[cfg(loom)]
+pub(crate) mod model;
 mod purge;
 mod size_class;
 mod span;

@@ -60,7 +60,7 @@ extern "C" fn run(_: *mut c_void) -> *mut c_void {
     os::set_thread_name(c"discardable-prg");
     loop {
         os::sleep(TICK);
-        heap::sweep_abandoned();
+        super::abandoned::global().sweep();
         let idle = os::now_ns().saturating_sub(LAST_RELEASE_NS.load(Relaxed));
         if idle >= DELAY_NS && page_heap::global().stats().retained > 0 {
             page_heap::global().purge();

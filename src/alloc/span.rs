@@ -226,6 +226,51 @@ impl Span {
         (ptr as usize & !(span_bytes - 1)) as *mut Span
     }
 
+    /// The kind of the span's state word ([`ACTIVE`], [`PARKED`] or
+    /// [`STOLEN`]).
+    ///
+    /// # Safety
+    ///
+    /// `span` is live.
+    #[inline(always)]
+    pub(crate) unsafe fn kind(span: *mut Span, order: core::sync::atomic::Ordering) -> u32 {
+        // SAFETY: live span (caller).
+        unsafe { (*span).state.load(order) & KIND }
+    }
+
+    /// Takes a parked span back for its owner: `true` if it is active
+    /// again, `false` if a remote thread stole it (it is empty: release it
+    /// once quiescent).
+    ///
+    /// # Safety
+    ///
+    /// The caller owns the span (INV-1).
+    pub(crate) unsafe fn unpark(span: *mut Span) -> bool {
+        // SAFETY: live span (caller); only the owner parks, so the word is
+        // either the parked word it wrote or that word turned STOLEN.
+        unsafe {
+            let cur = (*span).state.load(Acquire);
+            cur & KIND == PARKED && (*span).state.compare_exchange(cur, cur & !KIND, AcqRel, Acquire).is_ok()
+        }
+    }
+
+    /// Hands out the first block of `free` (which must not be empty).
+    ///
+    /// # Safety
+    ///
+    /// The caller owns `span` (INV-1) and its `free` list is not empty.
+    #[inline(always)]
+    pub(crate) unsafe fn pop(span: *mut Span) -> *mut u8 {
+        // SAFETY: owner-only fields of a live span; `free` holds a block
+        // (caller).
+        unsafe {
+            let block = (*span).free;
+            (*span).free = (*block).next;
+            (*span).used += 1;
+            block.cast()
+        }
+    }
+
     /// Moves up to a page worth of never-used blocks onto `free`; returns
     /// whether any were added.
     ///
@@ -338,5 +383,48 @@ impl Span {
                 }
             }
         }
+    }
+}
+
+/// Unlinks `span` from the doubly linked list whose head is `*head` (a
+/// heap's list, whose empty value is `empty_head`, or an abandoned list,
+/// whose empty value is null).
+///
+/// # Safety
+///
+/// The caller owns the list (heap INV-4, abandoned AB-1) and `span` is on
+/// it.
+pub(crate) unsafe fn unlink(head: *mut *mut Span, span: *mut Span, empty_head: *mut Span) {
+    // SAFETY: list members are live spans owned by the caller.
+    unsafe {
+        let (prev, next) = ((*span).prev, (*span).next);
+        if prev.is_null() {
+            *head = if next.is_null() { empty_head } else { next };
+        } else {
+            (*prev).next = next;
+        }
+        if !next.is_null() {
+            (*next).prev = prev;
+        }
+        (*span).prev = ptr::null_mut();
+        (*span).next = ptr::null_mut();
+    }
+}
+
+/// Pushes `span` at the front of the list whose head is `*head`.
+///
+/// # Safety
+///
+/// The caller owns the list and `span`, which is on no list.
+pub(crate) unsafe fn push_front(head: *mut *mut Span, span: *mut Span, empty_head: *mut Span) {
+    // SAFETY: as for `unlink`.
+    unsafe {
+        let old = *head;
+        (*span).prev = ptr::null_mut();
+        (*span).next = if old == empty_head { ptr::null_mut() } else { old };
+        if old != empty_head {
+            (*old).prev = span;
+        }
+        *head = span;
     }
 }
