@@ -17,6 +17,8 @@
 #      span's lists (which its thief gave back to the OS).
 #    - `--cfg discardable_broken_restore`: a failed lazy offer restores the
 #      saved words with plain stores, over pages the kernel may have taken.
+#    - `--cfg discardable_broken_intake`: `Arena::register` publishes a new
+#      header on the intake without Release.
 #
 # Each build has its own target directory, so none invalidates the normal
 # build or another (RUSTFLAGS differ). Each model has its own preemption
@@ -74,5 +76,7 @@ reject discardable_broken_adopt broken_adopt_is_rejected \
     "Causality violation|the owner collected a stolen span"
 reject discardable_broken_restore broken_restore_is_rejected \
     "Causality violation|a pinned reader saw|a failed offer lost a page"
+reject discardable_broken_intake broken_intake_is_rejected \
+    "Causality violation|header read after its free"
 
 echo "== loom checks passed in $((SECONDS - start)) s"

@@ -11,7 +11,8 @@
 //! - `state`: the state word alone, with the allocation's bytes modelled
 //!   as a loom `UnsafeCell`, so loom's causality checking rejects any read
 //!   under a pin that is not ordered before the discarder's write.
-//! - `table`: an owner dropping its handle while the manager's `Core`
+//! - `table`: a handle created while the manager's pass drains the arena's
+//!   intake, and an owner dropping its handle while the manager's `Core`
 //!   drains, scans, claims and reads headers under an epoch guard, or, in
 //!   lazy mode, offers the allocation; a header read that races with (or
 //!   follows) the header's free is rejected, and so is an offer that
@@ -50,6 +51,9 @@
 //!   fail);
 //! - `--cfg discardable_broken_restore`: a failed lazy offer restores the
 //!   saved words with plain stores (`lazy::partly_failed_offer_racing_a_pinner`
+//!   must fail);
+//! - `--cfg discardable_broken_intake`: `Arena::register` publishes the
+//!   header without Release (`table::handle_created_while_the_manager_drains`
 //!   must fail).
 
 #[cfg(loom)]

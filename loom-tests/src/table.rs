@@ -223,3 +223,55 @@ pub fn last_handle_dropped_while_the_manager_offers() {
     });
     outcomes.assert_all_seen();
 }
+
+/// A handle is created (`Arena::register`: the header is built, counted and
+/// pushed on the arena's intake) while the manager runs a reclaim pass that
+/// wants its bytes, so the pass's drain of the intake races the push.
+///
+/// The racing pass either takes the header and reclaims it, or leaves it on
+/// the intake for the next pass, which must; never both, never neither.
+/// The manager's probe reads the header's canary through the pointer it
+/// drained, so a header reaching the manager without the creator's writes
+/// ordered before (arena INV-1) is rejected. Then the owner drops the
+/// discarded handle and a sweep retires the header.
+pub fn handle_created_while_the_manager_drains() {
+    let outcomes = harness::Outcomes::new(&["the racing pass took it", "the next pass took it"]);
+    let seen = std::sync::Arc::clone(&outcomes);
+    harness::check("handle created while the manager drains", 3, move || {
+        let collector = Collector::new();
+        let arena = Arc::new(Arena::new(usize::MAX, std::sync::Arc::new(Wake::default())));
+        let probe = Box::new(|header: NonNull<Header>| {
+            // SAFETY: the probe runs while the pass holds the header (its
+            // claim and its epoch guard); the canary read is what loom checks.
+            assert_alive(&unsafe { header.as_ref() }.canary, "manager")
+        });
+        let core = Arc::new(Core::new(Policy::Fifo, collector.clone(), None, Some(probe)));
+        let creator = harness::spawn(&arena, |arena| {
+            HeaderPtr(arena.register(Block { ptr: NonNull::dangling(), loc: Loc::Empty, cost: COST }))
+        });
+        let local = collector.register();
+        let first = core.reclaim(&arena, &local, COST);
+        let header = creator.join().unwrap();
+        let second = core.reclaim(&arena, &local, COST);
+        seen.saw(if first == COST { 0 } else { 1 });
+        assert_eq!((first + second, first * second), (COST, 0), "the new handle was not reclaimed exactly once");
+
+        // SAFETY: the owner's handle keeps the header alive until its drop.
+        let canary: Canary = Arc::clone(&unsafe { header.0.as_ref() }.canary);
+        drop_handle(&arena, header, &canary, None);
+        assert_eq!(core.reclaim(&arena, &local, 0), 0);
+        collect(&local);
+        collect(&local);
+        let c = &arena.counters;
+        assert_eq!((c.bytes.load(Relaxed), c.live.load(Relaxed)), (0, 0), "the bytes were not freed exactly once");
+        assert_eq!(c.garbage.load(Relaxed), 0, "the dropped header was not retired exactly once");
+        assert_eq!(c.discarded_count.load(Relaxed), 1);
+
+        drop(local);
+        drop(core);
+        drop(collector);
+        // SAFETY: every thread that could free the header is done.
+        assert!(canary.with(|freed| unsafe { *freed }), "the header was never freed");
+    });
+    outcomes.assert_all_seen();
+}

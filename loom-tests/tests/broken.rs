@@ -18,6 +18,9 @@
 //! - `--cfg discardable_broken_restore`: a failed lazy offer restores the
 //!   saved words with plain stores, so a page the kernel took comes back
 //!   zeroed but for its first word, and is pinned as intact.
+//! - `--cfg discardable_broken_intake`: `Arena::register` publishes a new
+//!   header on the intake without Release, so the manager can read it
+//!   before its creator's writes.
 #![cfg(loom)]
 
 #[cfg(discardable_broken)]
@@ -54,4 +57,10 @@ fn broken_adopt_is_rejected() {
 #[test]
 fn broken_restore_is_rejected() {
     loom_tests::lazy::partly_failed_offer_racing_a_pinner();
+}
+
+#[cfg(discardable_broken_intake)]
+#[test]
+fn broken_intake_is_rejected() {
+    loom_tests::table::handle_created_while_the_manager_drains();
 }

@@ -104,8 +104,10 @@ impl Arena {
         loop {
             // SAFETY: the header is not yet published, so we are its only user.
             unsafe { header.as_ref() }.next.store(head, Relaxed);
-            // Release publishes the initialised header (INV-1).
-            match self.intake.compare_exchange_weak(head, header.as_ptr(), Release, Relaxed) {
+            // Release publishes the initialised header (INV-1); the broken
+            // variant for the loom models publishes it without.
+            let publish = if cfg!(discardable_broken_intake) { Relaxed } else { Release };
+            match self.intake.compare_exchange_weak(head, header.as_ptr(), publish, Relaxed) {
                 Ok(_) => return,
                 Err(actual) => head = actual,
             }
