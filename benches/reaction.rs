@@ -81,7 +81,9 @@
 //! `--bench`, 1 as a smoke run otherwise, e.g. under `cargo test
 //! --benches`; `REACTION_REPS=n` overrides), with the worst case in
 //! parentheses. `REACTION_ONLY=sibling/managed` runs one cell,
-//! `REACTION_VERBOSE=1` prints each episode's raw figures.
+//! `REACTION_VERBOSE=1` prints each episode's raw figures, and
+//! `REACTION_PRIORITY=normal|raised|realtime` sets the manager thread's
+//! [`ThreadPriority`] (default: the builder's).
 //!
 //! Without root or a writable v1 memory controller it prints why, runs only
 //! the in-process figure and exits 0.
@@ -100,7 +102,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
-use discardable::{DiscardAlloc, Discardable, Manager, ManagerBuilder, ReclaimMode, Signal};
+use discardable::{DiscardAlloc, Discardable, Manager, ManagerBuilder, ReclaimMode, Signal, ThreadPriority};
 
 #[path = "../tests/support/cgroup_v1.rs"]
 mod cgroup_v1;
@@ -667,7 +669,24 @@ impl Counter {
 /// The owner: discardable memory, then its own spike (`own`) or a wait
 /// while the sibling spikes.
 fn owner(mode: ReclaimMode, scenario: &str, group: &Path) {
-    let m = ManagerBuilder::default().reclaim_mode(mode).limit(LIMIT).install_global().expect("install_global");
+    let mut builder = ManagerBuilder::default().reclaim_mode(mode).limit(LIMIT);
+    let wanted = std::env::var("REACTION_PRIORITY").ok();
+    match wanted.as_deref() {
+        None => {}
+        Some("normal") => builder = builder.priority(ThreadPriority::Normal),
+        Some("raised") => builder = builder.priority(ThreadPriority::Raised),
+        Some("realtime") => builder = builder.priority(ThreadPriority::Realtime),
+        Some(other) => panic!("REACTION_PRIORITY={other}: expected normal, raised or realtime"),
+    }
+    let m = builder.install_global().expect("install_global");
+    if let Some(wanted) = wanted {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while m.stats().thread_priority.is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let got = m.stats().thread_priority;
+        assert_eq!(format!("{got:?}").to_lowercase(), format!("some({wanted})"), "the OS refused the priority");
+    }
     let seen = m.signals().into_iter().find(|r| r.signal == Signal::CgroupV1).and_then(|r| r.limit);
     assert_eq!(seen, Some(LIMIT as u64), "the manager did not find the group's limit");
     let data = vec![0xC3u8; ALLOC];

@@ -54,7 +54,7 @@ mod sync;
 pub use alloc::{AllocStats, DiscardAlloc};
 pub use error::{AccessError, Error, OsError};
 pub use handle::{Discardable, Pinned, PinnedMut};
-pub use manager::{Manager, ManagerBuilder, ReclaimMode, Stats};
+pub use manager::{Manager, ManagerBuilder, ReclaimMode, Stats, ThreadPriority};
 pub use policy::Policy;
 pub use pressure::{PressureError, Signal, SignalReport, Watermarks};
 

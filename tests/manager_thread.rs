@@ -4,27 +4,14 @@
 //! Threads are found by name in `/proc/self/task/*/comm` (truncated by the kernel to 15 bytes), so
 //! this binary holds a single test: no other manager starts while it counts.
 
-use std::collections::BTreeSet;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use discardable::{Discardable, Manager};
 
-/// What the kernel keeps of the name "discardable-manager" (15 bytes).
-const COMM: &str = "discardable-man";
-
-/// Ids of this process's threads whose name starts like the manager thread's.
-fn manager_threads() -> BTreeSet<u64> {
-    let mut ids = BTreeSet::new();
-    for entry in std::fs::read_dir("/proc/self/task").expect("/proc/self/task") {
-        let entry = entry.unwrap();
-        let Ok(comm) = std::fs::read_to_string(entry.path().join("comm")) else { continue };
-        if comm.trim_end().starts_with(COMM) {
-            ids.insert(entry.file_name().to_string_lossy().parse().unwrap());
-        }
-    }
-    ids
-}
+#[path = "support/threads.rs"]
+mod threads;
+use threads::manager_threads;
 
 /// Starts a manager and returns it with the id of its new thread.
 fn start() -> (Manager, u64) {

@@ -8,8 +8,8 @@
 //!
 //! Threads:
 //! - owner-only fields (`free`, `used`, `bump`, `next`, `prev`) are touched
-//!   only by the owning heap's thread, or by whoever holds the
-//!   abandoned-list lock while `owner` is null (INV-1);
+//!   only by the owning heap's thread, or by whoever holds the abandoned
+//!   set's lock while `owner` is null (INV-1, abandoned.rs AB-1);
 //! - `state` packs a kind and a park epoch. The kind moves ACTIVE → PARKED
 //!   (owner, when the span is full and goes on its full list, publishing
 //!   `used` in `parked_used` and bumping the epoch), PARKED → ACTIVE (owner,
@@ -37,7 +37,7 @@
 //!
 //! Under `cfg(loom)` the header's atomics are loom's and the header carries
 //! two model cells (`released`, `discarded`), so `loom-tests/`
-//! (`remote_free`) checks INV-4 and INV-5 on this code.
+//! (`remote_free`, `abandon`) checks INV-4 and INV-5 on this code.
 //!
 //! Must never: allocate, lock, or panic (the global allocator runs it).
 

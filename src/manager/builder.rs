@@ -29,6 +29,30 @@ pub enum ReclaimMode {
     Lazy,
 }
 
+/// How the manager thread asks the scheduler for a CPU. On a busy host its
+/// reaction to a memory spike is mostly waiting for one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum ThreadPriority {
+    /// As spawned.
+    Normal,
+    /// nice −10. Needs `CAP_SYS_NICE` (or root), else [`Normal`](Self::Normal).
+    /// With the kernel's autogroup scheduling (`kernel.sched_autogroup_enabled`,
+    /// on in most desktop distributions) nice only counts against threads of
+    /// the same session, so it does not help against a build in another
+    /// terminal.
+    #[default]
+    Raised,
+    /// `SCHED_RR` at real-time priority 1: the kernel runs the manager
+    /// thread ahead of every ordinary thread the moment it wakes, whatever
+    /// the load or the session. Needs `CAP_SYS_NICE` or an `RLIMIT_RTPRIO`
+    /// of at least 1, else [`Raised`](Self::Raised). Each wake-up does one
+    /// bounded pass and the thread sleeps between them (with a back-off
+    /// while pins keep it over its limit), and the kernel's real-time
+    /// throttling (`sched_rt_runtime_us`) caps it in any case.
+    Realtime,
+}
+
 /// Default lazy delay: an unpinned allocation is offered within 100 ms.
 const LAZY_DELAY: Duration = Duration::from_millis(100);
 
@@ -50,6 +74,7 @@ pub struct ManagerBuilder {
     pub(super) mode: ReclaimMode,
     pub(super) lazy_delay: Duration,
     pub(super) lock_pages: bool,
+    pub(super) priority: ThreadPriority,
 }
 
 impl Default for ManagerBuilder {
@@ -62,6 +87,7 @@ impl Default for ManagerBuilder {
             mode: ReclaimMode::default(),
             lazy_delay: LAZY_DELAY,
             lock_pages: false,
+            priority: ThreadPriority::default(),
         }
     }
 }
@@ -129,6 +155,14 @@ impl ManagerBuilder {
     /// offered in lazy mode.
     pub fn lock_pages(mut self, lock: bool) -> Self {
         self.lock_pages = lock;
+        self
+    }
+
+    /// How the manager thread asks the scheduler for a CPU (default
+    /// [`ThreadPriority::Raised`]). The priority it got is in
+    /// [`Stats::thread_priority`](crate::Stats::thread_priority).
+    pub fn priority(mut self, priority: ThreadPriority) -> Self {
+        self.priority = priority;
         self
     }
 

@@ -64,7 +64,7 @@ use crossbeam_epoch::{Collector, LocalHandle};
 
 use crate::pressure::{Pressure, PressureConfig, Reading, Signal, SignalReport};
 
-pub use self::builder::{ManagerBuilder, ReclaimMode};
+pub use self::builder::{ManagerBuilder, ReclaimMode, ThreadPriority};
 pub use self::stats::Stats;
 use self::table::Table;
 use crate::handle::arena::{Arena, Wake};
@@ -128,6 +128,10 @@ pub(crate) struct Core {
     thread_gen: std::sync::atomic::AtomicU64,
     /// Panics the manager thread caught (module docs, "Panics").
     manager_panics: std::sync::atomic::AtomicU64,
+    /// The scheduling priority the manager thread asks for.
+    priority: ThreadPriority,
+    /// What it got: 0 before it started, else `1 + ThreadPriority as u8`.
+    thread_priority: std::sync::atomic::AtomicU8,
     /// Fault injection: how many more manager-thread passes with work to do
     /// panic on purpose ([`Manager::__panic_next_passes`]).
     #[cfg(any(test, feature = "fault-injection"))]
@@ -224,6 +228,8 @@ impl Manager {
             direct_limit: parking_lot::Mutex::new(None),
             thread_gen: std::sync::atomic::AtomicU64::new(fork::generation()),
             manager_panics: std::sync::atomic::AtomicU64::new(0),
+            priority: builder.priority,
+            thread_priority: std::sync::atomic::AtomicU8::new(0),
             #[cfg(any(test, feature = "fault-injection"))]
             injected_panics: AtomicUsize::new(0),
             #[cfg(loom)]
@@ -305,6 +311,12 @@ impl Manager {
             locked_bytes: self.inner.arena.store.locked_bytes.load(Relaxed),
             lock_refusals: self.inner.arena.store.lock_refusals.load(Relaxed),
             manager_panics: core.manager_panics.load(Relaxed),
+            thread_priority: match core.thread_priority.load(Relaxed) {
+                0 => None,
+                1 => Some(ThreadPriority::Normal),
+                2 => Some(ThreadPriority::Raised),
+                _ => Some(ThreadPriority::Realtime),
+            },
         }
     }
 
@@ -458,6 +470,8 @@ impl Core {
             direct_limit: parking_lot::Mutex::new(None),
             thread_gen: std::sync::atomic::AtomicU64::new(fork::generation()),
             manager_panics: std::sync::atomic::AtomicU64::new(0),
+            priority: ThreadPriority::Normal,
+            thread_priority: std::sync::atomic::AtomicU8::new(0),
             #[cfg(any(test, feature = "fault-injection"))]
             injected_panics: AtomicUsize::new(0),
             probe,
@@ -518,13 +532,24 @@ impl Default for Timers {
     }
 }
 
+/// Asks the OS to schedule the calling thread with `wanted`, falling back
+/// a step at a time where it refuses; returns what the thread got.
+fn apply_priority(wanted: ThreadPriority) -> ThreadPriority {
+    match wanted {
+        ThreadPriority::Realtime if crate::os::set_realtime() => ThreadPriority::Realtime,
+        ThreadPriority::Realtime | ThreadPriority::Raised if crate::os::raise_nice() => ThreadPriority::Raised,
+        _ => ThreadPriority::Normal,
+    }
+}
+
 /// The manager thread's body: [`step`] until the arena or the manager is
 /// gone, catching a panic of any step (module docs, "Panics").
 fn run(arena: Weak<Arena>, core: Arc<Core>, wake: Arc<Wake>, pressure: Pressure) {
     crate::alloc::exempt_from_direct_reclaim();
     // Reaction time under a spike is mostly waiting for a CPU: ask for a
     // better one where allowed.
-    crate::os::raise_priority();
+    let got = apply_priority(core.priority);
+    core.thread_priority.store(1 + got as u8, Relaxed);
     let local = core.collector.register();
     let mut pressure = Some(pressure);
     let mut timers = Timers::default();

@@ -1,5 +1,6 @@
 //! The manager's statistics snapshot.
 
+use super::builder::ThreadPriority;
 use crate::pressure::Signal;
 
 /// Counters of a [`Manager`](crate::Manager), read with
@@ -54,6 +55,10 @@ pub struct Stats {
     /// recovered with a fresh look at the pressure signals and kept
     /// enforcing the limit. Non-zero means a bug worth reporting.
     pub manager_panics: u64,
+    /// The scheduling priority the manager thread got (what
+    /// [`ManagerBuilder::priority`](crate::ManagerBuilder::priority) asked
+    /// for, or less where the OS refused); `None` before the thread started.
+    pub thread_priority: Option<ThreadPriority>,
 }
 
 impl Stats {

@@ -123,12 +123,23 @@ pub(crate) fn set_thread_name(name: &core::ffi::CStr) {
     unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) };
 }
 
-/// Best effort: raises the calling thread's scheduling priority (nice
-/// -10), so the manager gets a CPU quickly when a memory spike competes
-/// for it. Needs `CAP_SYS_NICE` (or root); without it nothing changes.
-pub(crate) fn raise_priority() {
+/// Best effort: lowers the calling thread's nice value to -10, so it gets
+/// a CPU sooner when other threads of its session compete for one. Needs
+/// `CAP_SYS_NICE` (or root); returns whether the kernel agreed.
+pub(crate) fn raise_nice() -> bool {
     // SAFETY: `gettid` has no preconditions.
     let tid = unsafe { libc::gettid() };
     // SAFETY: setpriority on our own thread id only changes its nice value.
-    unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, -10) };
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, -10) == 0 }
+}
+
+/// Best effort: moves the calling thread to `SCHED_RR` at real-time
+/// priority 1, so the kernel runs it ahead of every ordinary thread as soon
+/// as it wakes (reset in children it forks). Needs `CAP_SYS_NICE` or an
+/// `RLIMIT_RTPRIO` of at least 1; returns whether the kernel agreed.
+pub(crate) fn set_realtime() -> bool {
+    let param = libc::sched_param { sched_priority: 1 };
+    // SAFETY: `param` is a live local; a tid of 0 is the calling thread, and
+    // the call changes only its scheduling policy.
+    unsafe { libc::sched_setscheduler(0, libc::SCHED_RR | libc::SCHED_RESET_ON_FORK, &param) == 0 }
 }
