@@ -63,8 +63,14 @@ mod imp {
 
 #[cfg(loom)]
 mod imp {
+    /// The gate's stand-in under loom, where models never fork.
+    #[derive(Debug)]
+    pub(crate) struct Gate;
+
     /// No gate under loom: models never fork.
-    pub(crate) fn enter() {}
+    pub(crate) fn enter() -> Gate {
+        Gate
+    }
 
     pub(crate) fn generation() -> u64 {
         0

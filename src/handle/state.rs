@@ -117,6 +117,13 @@ pub enum Dropped {
 #[derive(Debug)]
 pub struct State(AtomicU64);
 
+impl Default for State {
+    /// [`State::new`].
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl State {
     /// A live, unpinned, never-accessed allocation.
     pub fn new() -> Self {

@@ -582,7 +582,6 @@ fn run(arena: Weak<Arena>, core: Arc<Core>, wake: Arc<Wake>, pressure: Pressure)
 /// One iteration of the manager thread: wait for a wake-up, a kernel
 /// notification or a timer; sample; reclaim. `Break` when the thread must
 /// exit.
-#[cfg_attr(loom, allow(dropping_copy_types))] // the fork gate is `()` under loom
 fn step(
     arena: &Weak<Arena>,
     core: &Core,
@@ -609,12 +608,12 @@ fn step(
         return ControlFlow::Break(());
     }
     wake.take();
-    let Some(arena) = arena.upgrade() else { return ControlFlow::Break(()) };
-    let gate = fork::enter();
-    let (reading, unoffered) = core.run_once(&arena, local, pressure, fresh);
-    let over = core.note_limit(&arena) > 0;
-    drop(gate);
-    drop(arena);
+    let (reading, unoffered, over) = {
+        let Some(arena) = arena.upgrade() else { return ControlFlow::Break(()) };
+        let _gate = fork::enter();
+        let (reading, unoffered) = core.run_once(&arena, local, pressure, fresh);
+        (reading, unoffered, core.note_limit(&arena) > 0)
+    };
     crate::alloc::direct_reclaim_done();
     timers.retry = over.then(|| timers.retry.map_or(RETRY_MIN, |r| (r * 2).min(RETRY_MAX)));
     timers.poll = pressure.poll_interval(&reading);
