@@ -108,7 +108,7 @@ mod tests {
         for c in 0..CLASSES {
             let span = span_bytes(c);
             assert!(span.is_power_of_two() && span % (64 << 10) == 0);
-            assert!((span - CLASS_ALIGN_MAX) / block_size(c) >= 7, "class {c}");
+            assert!((span - super::super::span::HEADER_BYTES) / block_size(c) >= 7, "class {c}");
         }
     }
 }
