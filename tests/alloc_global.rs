@@ -181,3 +181,53 @@ fn fork_while_other_threads_allocate() {
         c.join().unwrap();
     }
 }
+
+/// A thread that frees blocks of another (live) thread's spans keeps them
+/// and hands them out again to itself before touching spans of its own
+/// (heap INV-6); their bytes are intact and they go back when it exits.
+#[test]
+fn a_thread_reuses_the_blocks_it_freed_for_another() {
+    let layout = Layout::from_size_align(3000, 8).unwrap();
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let (ptr_tx, ptr_rx) = mpsc::channel::<Vec<usize>>();
+    // The owner allocates and stays alive, so its spans keep an owner.
+    let owner = std::thread::spawn(move || {
+        // SAFETY: a valid non-zero layout; freed by the other thread.
+        let ptrs: Vec<usize> = (0..24).map(|_| unsafe { A.alloc(layout) } as usize).collect();
+        assert!(ptrs.iter().all(|&p| p != 0));
+        ptr_tx.send(ptrs).unwrap();
+        done_rx.recv().unwrap();
+    });
+    let mut freed = ptr_rx.recv().unwrap();
+    let reused = std::thread::spawn(move || {
+        // A thread gets its heap on its first allocation; frees before that
+        // go straight back.
+        let first = std::hint::black_box(Box::new(1u64));
+        drop(first);
+        for &p in &freed {
+            // SAFETY: a live block of `layout`, freed once.
+            unsafe { A.dealloc(p as *mut u8, layout) };
+        }
+        // SAFETY: as above; these are freed below, on this thread.
+        let mut again: Vec<usize> = (0..24).map(|_| unsafe { A.alloc(layout) } as usize).collect();
+        for (i, &p) in again.iter().enumerate() {
+            // SAFETY: a live block of 3000 bytes.
+            unsafe { std::ptr::write_bytes(p as *mut u8, i as u8, 3000) };
+        }
+        for (i, &p) in again.iter().enumerate() {
+            // SAFETY: as above.
+            let bytes = unsafe { std::slice::from_raw_parts(p as *const u8, 3000) };
+            assert!(tagged(bytes, i as u8), "block {i} was overwritten");
+            // SAFETY: a live block of `layout`, freed once.
+            unsafe { A.dealloc(p as *mut u8, layout) };
+        }
+        freed.sort_unstable();
+        again.sort_unstable();
+        (freed, again)
+    })
+    .join()
+    .unwrap();
+    assert_eq!(reused.0, reused.1, "the freeing thread did not reuse the blocks it kept");
+    done_tx.send(()).unwrap();
+    owner.join().unwrap();
+}
