@@ -15,16 +15,6 @@
 //! Invariants (with span.rs INV-1..5 and abandoned.rs AB-1..3):
 //! - INV-4: a heap's lists are touched only by its thread (or, for the
 //!   fallback heap, under `FALLBACK_LOCK`).
-//! - INV-6: a block freed by a thread that does not own its span may stay
-//!   on that thread's `foreign` list (at most [`FOREIGN_PER_CLASS`] blocks
-//!   a class and [`FOREIGN_BYTES`] in all) instead of going back at once, as jemalloc's thread cache keeps it.
-//!   It is still counted in its span's `used`, as handed out, so the span
-//!   is neither released nor stolen meanwhile (span INV-4, INV-5). The
-//!   thread hands it out again (`alloc_slow`, before refilling), or frees
-//!   it remotely: the whole class list when it is full, everything when
-//!   the thread exits. So an idle thread holds back at most that much. A remote free then costs no atomic, and a
-//!   block that goes back and forth between two threads stays in the cache
-//!   of the one using it.
 //! - Lock order: `FALLBACK_LOCK` → the abandoned set's lock → `POOL_LOCK` →
 //!   the page heap's lock. The fork handlers take them in this order.
 //!
@@ -66,14 +56,6 @@ pub(crate) struct Heap {
     full: [*mut Span; CLASSES],
     /// Set by a remote free into one of our full spans.
     full_pending: PendingFlag,
-    /// Per class: blocks of other heaps' spans this thread freed and keeps
-    /// for its own next allocations (INV-6), linked through their first
-    /// word.
-    foreign: [*mut Block; CLASSES],
-    /// Per class: blocks on `foreign`.
-    foreign_len: [u8; CLASSES],
-    /// Bytes on the `foreign` lists.
-    foreign_bytes: usize,
     /// Link in the pool's free list.
     pool_next: *mut Heap,
 }
@@ -84,15 +66,6 @@ thread_local! {
     /// Set once the thread's heap was abandoned at exit.
     static DEAD: Cell<bool> = const { Cell::new(false) };
 }
-
-/// The most a thread keeps of blocks it freed from other threads' spans
-/// (INV-6): enough for a producer/consumer pair's working set, small next
-/// to the page heap's retention.
-const FOREIGN_BYTES: usize = 256 << 10;
-
-/// The most blocks of one class a thread keeps that way: each may hold a
-/// span of its owner back, so few, as jemalloc's small thread-cache bins.
-const FOREIGN_PER_CLASS: u8 = 32;
 
 /// Bytes of spans the allocator holds (class spans and large spans).
 pub(crate) static IN_USE: AtomicUsize = AtomicUsize::new(0);
@@ -151,22 +124,16 @@ pub(crate) unsafe fn free(span: *mut Span, ptr: *mut u8) {
 unsafe fn free_from(heap: *mut Heap, span: *mut Span, ptr: *mut u8) {
     let block = ptr.cast::<Block>();
     // SAFETY: the span outlives its live blocks; `owner == heap` means we
-    // own it (INV-3), so its owner-only fields are ours (INV-1); `heap` is
-    // ours (caller), so are its foreign lists (INV-4).
+    // own it (INV-3), so its owner-only fields are ours (INV-1).
     unsafe {
-        if !heap.is_null() {
-            if ptr::eq((*span).owner.load(Relaxed), heap) {
-                (*block).next = (*span).free;
-                (*span).free = block;
-                (*span).used -= 1;
-                if (*span).used == 0 || Span::kind(span, Relaxed) != span::ACTIVE {
-                    Heap::after_local_free(heap, span);
-                }
-                return;
+        if !heap.is_null() && ptr::eq((*span).owner.load(Relaxed), heap) {
+            (*block).next = (*span).free;
+            (*span).free = block;
+            (*span).used -= 1;
+            if (*span).used == 0 || Span::kind(span, Relaxed) != span::ACTIVE {
+                Heap::after_local_free(heap, span);
             }
-            if Heap::keep_foreign(heap, span, block) {
-                return;
-            }
+            return;
         }
         free_remote(span, block);
     }
@@ -404,9 +371,6 @@ fn pool_take() -> *mut Heap {
             current: [span::empty(); CLASSES],
             full: [ptr::null_mut(); CLASSES],
             full_pending: PendingFlag::new(false),
-            foreign: [ptr::null_mut(); CLASSES],
-            foreign_len: [0; CLASSES],
-            foreign_bytes: 0,
             pool_next: ptr::null_mut(),
         })
     };
@@ -484,70 +448,6 @@ impl Heap {
         }
     }
 
-    /// Keeps `block`, a block of another heap's `span` freed by this thread,
-    /// on the heap's foreign list (INV-6); `false` if the lists are full.
-    ///
-    /// # Safety
-    ///
-    /// The caller owns `heap`; `block` is a live block of `span`.
-    #[inline(always)]
-    unsafe fn keep_foreign(heap: *mut Heap, span: *mut Span, block: *mut Block) -> bool {
-        // SAFETY: the heap's lists are ours (caller); the span's size fields
-        // never change while it has live blocks.
-        unsafe {
-            let (size, class) = ((*span).block_size as usize, (*span).class as usize);
-            if (*heap).foreign_len[class] >= FOREIGN_PER_CLASS {
-                Heap::free_foreign_class(heap, class);
-            }
-            if (*heap).foreign_bytes + size > FOREIGN_BYTES {
-                return false;
-            }
-            (*block).next = (*heap).foreign[class];
-            (*heap).foreign[class] = block;
-            (*heap).foreign_len[class] += 1;
-            (*heap).foreign_bytes += size;
-        }
-        true
-    }
-
-    /// Frees the blocks on the heap's foreign list of `class` remotely,
-    /// back to their spans (INV-6).
-    ///
-    /// # Safety
-    ///
-    /// The caller owns `heap`.
-    #[cold]
-    unsafe fn free_foreign_class(heap: *mut Heap, class: usize) {
-        let span_bytes = super::size_class::span_bytes(class);
-        // SAFETY: the list is ours (caller); each block is live and counted
-        // in its span's `used` (INV-6), so its span is live; spans of a
-        // class are `span_bytes(class)` long and aligned to that.
-        unsafe {
-            let mut block = (*heap).foreign[class];
-            while !block.is_null() {
-                let next = (*block).next;
-                free_remote(Span::of(block.cast(), span_bytes), block);
-                block = next;
-            }
-            (*heap).foreign[class] = ptr::null_mut();
-            (*heap).foreign_bytes -= (*heap).foreign_len[class] as usize * super::size_class::block_size(class);
-            (*heap).foreign_len[class] = 0;
-        }
-    }
-
-    /// Frees every block on the heap's foreign lists remotely, back to its
-    /// span (the thread is exiting, INV-6).
-    ///
-    /// # Safety
-    ///
-    /// The caller owns `heap`.
-    unsafe fn free_foreign(heap: *mut Heap) {
-        for class in 0..CLASSES {
-            // SAFETY: the caller owns `heap`.
-            unsafe { Heap::free_foreign_class(heap, class) };
-        }
-    }
-
     /// Makes `span` the current span of `class`. The span it displaces is
     /// released if it has become empty, so an empty span never hides behind
     /// the head where nothing would look at it again.
@@ -582,16 +482,6 @@ impl Heap {
         unsafe {
             if (*heap).full_pending.swap(false, Acquire) {
                 Heap::rescue_full(heap);
-            }
-            // A block this thread freed from another heap's span and kept
-            // (INV-6): still counted in that span's `used`, so it is simply
-            // handed out again.
-            let block = (*heap).foreign[class];
-            if !block.is_null() {
-                (*heap).foreign[class] = (*block).next;
-                (*heap).foreign_len[class] -= 1;
-                (*heap).foreign_bytes -= super::size_class::block_size(class);
-                return block.cast();
             }
             loop {
                 let span = (*heap).current[class];
@@ -739,9 +629,6 @@ impl Heap {
     ///
     /// The caller owned `heap` and nobody uses it any more.
     unsafe fn abandon(heap: *mut Heap, set: &Abandoned) {
-        // SAFETY: the heap is ours (caller). Its kept blocks go back first,
-        // without the set's lock (INV-6).
-        unsafe { Heap::free_foreign(heap) };
         let mut locked = set.lock();
         // SAFETY: the heap and its spans were ours (caller); each span is
         // handed to the set, and the lists are reset after the walk.
@@ -806,9 +693,6 @@ pub(crate) mod model {
             current: [span::empty(); CLASSES],
             full: [ptr::null_mut(); CLASSES],
             full_pending: PendingFlag::new(false),
-            foreign: [ptr::null_mut(); CLASSES],
-            foreign_len: [0; CLASSES],
-            foreign_bytes: 0,
             pool_next: ptr::null_mut(),
         }))
     }
