@@ -71,7 +71,6 @@ use std::time::Instant;
 
 pub(crate) use cgroup::cgroup_limit;
 pub use signal::{Signal, SignalReport};
-#[allow(unused_imports)] // `PressureError` is re-exported from lib.rs with the manager integration
 pub use watermark::{PressureError, Watermarks};
 
 use cgroup::{c_path, read_text, Level, Version, STAT_BUF};
@@ -95,7 +94,6 @@ pub(crate) fn default_limit() -> usize {
     (base / 4).max(1)
 }
 
-#[allow(dead_code)] // driven by the manager thread once it integrates the pressure layer (issue 4)
 /// How to set up a [`Pressure`].
 #[derive(Debug, Clone)]
 pub(crate) struct PressureConfig {
@@ -110,7 +108,6 @@ pub(crate) struct PressureConfig {
     pub(crate) notifications: bool,
 }
 
-#[allow(dead_code)] // driven by the manager thread once it integrates the pressure layer (issue 4)
 impl Default for PressureConfig {
     fn default() -> Self {
         PressureConfig {
@@ -122,7 +119,6 @@ impl Default for PressureConfig {
     }
 }
 
-#[allow(dead_code)] // driven by the manager thread once it integrates the pressure layer (issue 4)
 /// One sample: the trigger's usage against its limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Reading {
@@ -137,7 +133,6 @@ pub(crate) struct Reading {
     pub(crate) trigger: Option<Signal>,
 }
 
-#[allow(dead_code)] // driven by the manager thread once it integrates the pressure layer (issue 4)
 /// What [`Pressure::wait`] woke for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Ready {
@@ -238,7 +233,6 @@ const REFRESH: Duration = Duration::from_secs(1);
 /// reading on every wake costs thousands a second under churn.
 pub(crate) const FILE_MAX_AGE: Duration = Duration::from_millis(2);
 
-#[allow(dead_code)] // driven by the manager thread once it integrates the pressure layer (issue 4)
 impl Pressure {
     /// Finds the signals under `cfg.proc_root`, reads each once and arms
     /// the kernel notifications (if `cfg.notifications`). Never fails
@@ -408,18 +402,13 @@ impl Pressure {
         }
     }
 
-    /// Reads the signals and returns the trigger's usage and limit.
-    /// `process_bytes` is the process's strong + discardable bytes.
-    ///
-    /// Every signal that can trigger is read on every call; an unlimited
-    /// cgroup and the `avg10` of an armed PSI trigger only every
-    /// [`REFRESH`] or after a notification (they feed reports, not
-    /// decisions), which keeps an idle sample at one or two file reads.
+    /// A fresh sample now, whatever the age of the last one (tests).
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn sample(&mut self, process_bytes: usize) -> Reading {
         self.sample_at(process_bytes, Instant::now())
     }
 
-    /// [`Self::sample`] when the files are due (INV-4): `fresh` (the
+    /// A sample ([`Self::sample_at`]) when the files are due (INV-4): `fresh` (the
     /// caller's timer expired), a notification arrived, or the last file
     /// sample is [`FILE_MAX_AGE`] old. Otherwise reuses that sample: the
     /// process limit is checked against `process_bytes`, and each usage read
@@ -441,7 +430,13 @@ impl Pressure {
         }
     }
 
-    /// [`Self::sample`] at `now`.
+    /// Reads the signals at `now` and returns the trigger's usage and
+    /// limit. `process_bytes` is the process's strong + discardable bytes.
+    ///
+    /// Every signal that can trigger is read on every call; an unlimited
+    /// cgroup and the `avg10` of an armed PSI trigger only every
+    /// [`REFRESH`] or after a notification (they feed reports, not
+    /// decisions), which keeps an idle sample at one or two file reads.
     fn sample_at(&mut self, process_bytes: usize, now: Instant) -> Reading {
         let refresh = core::mem::take(&mut self.refresh);
         let stale = |read_at: Option<Instant>| refresh || read_at.is_none_or(|t| now.duration_since(t) >= REFRESH);
@@ -691,12 +686,6 @@ impl Pressure {
             out.push(r);
         }
         out
-    }
-
-    /// The watermarks in force.
-    #[allow(dead_code)] // read by the manager's integration (Stats/builder round-trip)
-    pub(crate) fn watermarks(&self) -> Watermarks {
-        self.marks
     }
 }
 

@@ -46,12 +46,10 @@ pub enum Signal {
 
 impl Signal {
     /// Every signal, in the order reports list them and ties are broken.
-    #[allow(dead_code)] // for the manager's per-signal reclaim counters (Stats)
     pub(crate) const ALL: [Signal; 5] =
         [Signal::ProcessLimit, Signal::CgroupV1, Signal::CgroupV2, Signal::MemAvailable, Signal::Psi];
 
     /// A dense index into [`Signal::ALL`], for per-signal counters.
-    #[allow(dead_code)] // for the manager's per-signal reclaim counters (Stats)
     pub(crate) const fn index(self) -> usize {
         match self {
             Signal::ProcessLimit => 0,

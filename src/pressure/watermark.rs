@@ -58,7 +58,6 @@ impl Watermarks {
     ///
     /// [`PressureError::InvalidWatermarks`] unless `0 < low < high <= 1`
     /// (which also rejects NaN).
-    #[allow(dead_code)] // public API: live once lib.rs re-exports `Watermarks` (manager integration)
     pub fn new(high: f64, low: f64) -> Result<Self, PressureError> {
         if 0.0 < low && low < high && high <= 1.0 {
             Ok(Watermarks { high, low })
@@ -68,7 +67,6 @@ impl Watermarks {
     }
 
     /// The fraction of the limit above which reclaim starts.
-    #[allow(dead_code)] // public API: live once lib.rs re-exports `Watermarks` (manager integration)
     pub fn high(&self) -> f64 {
         self.high
     }
@@ -112,7 +110,6 @@ impl Default for Watermarks {
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
-#[allow(dead_code)] // public API: live once lib.rs re-exports it (manager integration)
 pub enum PressureError {
     /// Watermarks outside `0 < low < high <= 1`.
     InvalidWatermarks {
