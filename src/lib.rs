@@ -175,7 +175,7 @@ pub mod __loom {
     /// fast path, then the header's slow path, which waits out an offer or
     /// a revival, revives an offered allocation, or fails.
     pub fn pin(header: &Header, arena: &Arena) -> bool {
-        header.state.pin_fast() || header.pin_slow(arena)
+        header.pin(arena)
     }
 
     /// Lazy mode's pages as loom sees them: the models' page source and

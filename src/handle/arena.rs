@@ -18,7 +18,7 @@
 
 use core::ptr::{self, NonNull};
 
-use super::header::Header;
+use super::header::{Birth, Header};
 use super::store::{Block, Store};
 use crate::page_heap::{self, Release};
 use crate::sync::{AtomicPtr, AtomicU64, AtomicUsize, Ordering::*};
@@ -87,7 +87,13 @@ impl Arena {
     /// Creates the header for a freshly allocated block, counts it and
     /// publishes it to the manager.
     pub fn register(&self, block: Block) -> NonNull<Header> {
-        let header = NonNull::from(Box::leak(Box::new(Header::new(block.ptr, block.loc, block.cost))));
+        self.register_as(block, Birth::default())
+    }
+
+    /// [`Self::register`], with the header born as `birth` says (pinned,
+    /// with a discard sink).
+    pub fn register_as(&self, block: Block, birth: Birth) -> NonNull<Header> {
+        let header = NonNull::from(Box::leak(Box::new(Header::with(block.ptr, block.loc, block.cost, birth))));
         let bytes = self.counters.bytes.fetch_add(block.cost, Relaxed) + block.cost;
         self.counters.live.fetch_add(1, Relaxed);
         self.push_intake(header);
@@ -148,6 +154,31 @@ impl Arena {
         header.cost
     }
 
+    /// Drops the owner of `header`: marks it dropped and frees the bytes if
+    /// the owner still has them; with pins still held the bytes are left
+    /// to the table (state INV-8). What `Discardable`'s `Drop` and a cache
+    /// entry's removal both do.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns the handle behind `header` (registered in this
+    /// arena), drops it once, and never touches `header` afterwards except
+    /// through a pin it still holds.
+    pub unsafe fn drop_owner(&self, header: NonNull<Header>) {
+        // Copy what we need first: after `mark_dropped` the manager may free
+        // the header at any time (state INV-4, header.rs).
+        // SAFETY: the header is alive until we mark it dropped.
+        let h = unsafe { header.as_ref() };
+        let block = Block { ptr: h.data, loc: h.loc, cost: h.cost };
+        self.note_dropping();
+        if h.state.mark_dropped() == super::state::Dropped::OwnsBytes {
+            // SAFETY: we won, so the bytes are ours, and no pin exists (it
+            // would have orphaned them instead).
+            unsafe { self.release_dropped(block) };
+        }
+        self.note_dropped();
+    }
+
     /// Lazy mode: an offered allocation came back intact; the manager may
     /// offer it again later.
     pub(crate) fn note_revived(&self) {
@@ -199,8 +230,16 @@ impl Drop for Arena {
         // Every handle is gone (each holds the arena), so headers still on the
         // intake are dropped and unknown to the table: free them here.
         self.drain_intake(|h| {
-            // SAFETY: created by `Box::leak` in `register`; no handle, table or
-            // reclaimer can reach it any more.
+            // SAFETY: the header is live (never drained); reading its state
+            // word is always allowed.
+            if unsafe { h.as_ref() }.state.load().pins() > 0 {
+                // An owned guard outlives the arena and still reads it
+                // (state INV-8): leak it, and its bytes, rather than free
+                // them under the guard.
+                return;
+            }
+            // SAFETY: created by `Box::leak` in `register`; no handle, guard,
+            // table or reclaimer can reach it any more.
             drop(unsafe { Box::from_raw(h.as_ptr()) });
         });
         self.wake.shutdown();

@@ -32,6 +32,12 @@ pub struct Header {
     pub cost: usize,
     /// Link in the arena's intake list; written before publication only.
     pub next: AtomicPtr<Header>,
+    /// Who hears of this allocation's discard: a sink id the manager handed
+    /// out (`0`: nobody), immutable. See `manager::sink`.
+    pub sink: u32,
+    /// What the sink is told with the discard (a cache passes the key's
+    /// hash), immutable.
+    pub tag: u64,
     /// Lazy mode: the first word of each page, saved before the pages were
     /// offered (a `Box<[u64]>` of `cost / page` words, or null). Written by
     /// the offerer under `OFFERING`, read by the reviver under `REVIVING`
@@ -45,6 +51,22 @@ pub struct Header {
     pub canary: crate::sync::Arc<crate::sync::UnsafeCell<bool>>,
 }
 
+/// How an allocation starts life: [`Header::with`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Birth {
+    /// Published with one pin counted (its creator's, state `new_pinned`).
+    pub pinned: bool,
+    /// The discard sink id (`0`: none).
+    pub sink: u32,
+    /// The value passed to the sink.
+    pub tag: u64,
+}
+
+// The header fills one cache line exactly: the sink and tag took the
+// padding that `repr(align(64))` left.
+#[cfg(not(loom))]
+static_assertions::const_assert_eq!(core::mem::size_of::<Header>(), 64);
+
 // SAFETY: every field but the atomics is immutable after construction, and
 // `data` is only dereferenced under the pin protocol.
 unsafe impl Send for Header {}
@@ -52,10 +74,26 @@ unsafe impl Send for Header {}
 unsafe impl Sync for Header {}
 
 impl Header {
+    /// Pins the allocation: one `fetch_add`, and the slow path (waiting,
+    /// lazy-mode revival) only when a flag is set. What every handle, guard
+    /// and loom model pins with.
+    #[inline(always)]
+    pub fn pin(&self, arena: &super::arena::Arena) -> bool {
+        self.state.pin_fast() || self.pin_slow(arena)
+    }
+
     /// A live, unpinned header for bytes at `data`.
     pub fn new(data: NonNull<u8>, loc: Loc, cost: usize) -> Self {
+        Self::with(data, loc, cost, Birth::default())
+    }
+
+    /// A header as `birth` asks: pinned or not, and whom to tell of the
+    /// discard.
+    pub fn with(data: NonNull<u8>, loc: Loc, cost: usize, birth: Birth) -> Self {
         Self {
-            state: State::new(),
+            state: if birth.pinned { State::new_pinned() } else { State::new() },
+            sink: birth.sink,
+            tag: birth.tag,
             data,
             loc,
             cost,

@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use self::arena::Arena;
 use self::header::Header;
-use self::state::{Dropped, State};
+use self::state::State;
 use self::store::Block;
 use crate::error::Error;
 use crate::Manager;
@@ -172,15 +172,10 @@ impl<T: ?Sized> Discardable<T> {
     /// when a flag is set.
     #[inline(always)]
     fn pin(&self) -> bool {
-        self.state().pin_fast() || self.pin_slow()
+        // SAFETY: the header lives as long as the handle (see `state`).
+        unsafe { self.header.as_ref() }.pin(&self.arena)
     }
 
-    #[cold]
-    #[inline(never)]
-    fn pin_slow(&self) -> bool {
-        // SAFETY: the header lives as long as the handle (see `state`).
-        unsafe { self.header.as_ref() }.pin_slow(&self.arena)
-    }
 
     /// Pins the value: `Some(guard)` while its bytes are alive, `None` once
     /// they were discarded (and forever after).
@@ -256,18 +251,9 @@ impl<T> Discardable<[T]> {
 
 impl<T: ?Sized> Drop for Discardable<T> {
     fn drop(&mut self) {
-        // Copy what we need first: after `mark_dropped` the manager may free
-        // the header at any time (state INV-4, header.rs).
-        // SAFETY: the header is alive until we mark it dropped.
-        let h = unsafe { self.header.as_ref() };
-        let block = Block { ptr: h.data, loc: h.loc, cost: h.cost };
-        self.arena.note_dropping();
-        if h.state.mark_dropped() == Dropped::OwnsBytes {
-            // SAFETY: we won, so the bytes are ours, and no guard can exist
-            // (`&mut self`).
-            unsafe { self.arena.release_dropped(block) };
-        }
-        self.arena.note_dropped();
+        // SAFETY: the handle owns the header, drops it once, here; a guard
+        // forgotten with `mem::forget` only leaks the bytes (state INV-8).
+        unsafe { self.arena.drop_owner(self.header) };
     }
 }
 

@@ -48,6 +48,15 @@
 //! - INV-7: a discarder may take an `OFFERED` allocation (no pin, no
 //!   `REVIVING`): the kernel might have taken its pages anyway.
 //!
+//! Owned pins (a guard that outlives its handle, such as a cache's guard,
+//! or a guard that was `mem::forget`-ten) add one flag:
+//! - INV-8: an owner that marks `DROPPED` while pins are counted (and the
+//!   bytes are not discarded) sets `ORPHANED` in the same CAS and gives up
+//!   the bytes: nobody frees them while a pin lives. The manager's table,
+//!   which alone frees headers, frees an orphan's bytes and header once it
+//!   sees the pin count at zero; no pin can arrive after that (pins come
+//!   from a live handle or from an existing pin).
+//!
 //! Must never: block, allocate, or touch the allocation's bytes.
 
 use crate::sync::{AtomicU64, Ordering::*};
@@ -61,6 +70,9 @@ const DROPPED: u64 = 1 << 33;
 const OFFERING: u64 = 1 << 34;
 const OFFERED: u64 = 1 << 35;
 const REVIVING: u64 = 1 << 36;
+/// The owner dropped while pinned; the last pin's release leaves the bytes
+/// to the table (INV-8).
+const ORPHANED: u64 = 1 << 37;
 /// Any bit that sends `pin` off the fast path.
 const SLOW: u64 = DISCARDED | PIN_MAX | OFFERING | OFFERED | REVIVING;
 const ACCESS_SHIFT: u32 = 48;
@@ -91,6 +103,13 @@ impl Snapshot {
         self.0 & DROPPED != 0
     }
 
+    /// Whether the owner dropped while pins were held, leaving the bytes to
+    /// the table (INV-8).
+    #[inline]
+    pub fn is_orphaned(self) -> bool {
+        self.0 & ORPHANED != 0
+    }
+
     /// Whether the pages are offered to the kernel (lazy mode), or being.
     #[inline]
     pub fn is_offered(self) -> bool {
@@ -111,6 +130,9 @@ pub enum Dropped {
     OwnsBytes,
     /// A discarder won earlier and frees (or freed) the bytes.
     AlreadyDiscarded,
+    /// Pins were held: the bytes are orphaned, and the table frees them
+    /// after the last unpin (INV-8).
+    Orphaned,
 }
 
 /// The atomic state word. See the module docs.
@@ -128,6 +150,12 @@ impl State {
     /// A live, unpinned, never-accessed allocation.
     pub fn new() -> Self {
         Self(AtomicU64::new(0))
+    }
+
+    /// A live allocation with one pin already counted: published pinned, so
+    /// no discarder can take it before its creator reads it.
+    pub fn new_pinned() -> Self {
+        Self(AtomicU64::new(PIN_ONE))
     }
 
     /// Reads the word. `Acquire`, so that a reader that sees `DISCARDED` or
@@ -239,9 +267,10 @@ impl State {
         }
     }
 
-    /// Marks the owner dropped. The owner must hold no pin and must not
-    /// touch the header after this call (the manager may free it at once).
-    /// Waits while an offer is being made (INV-5).
+    /// Marks the owner dropped. The owner must not touch the header after
+    /// this call (the manager may free it at once). Pins may still be held
+    /// (owned guards, or a forgotten one): then the bytes are orphaned
+    /// (INV-8). Waits while an offer is being made (INV-5).
     pub fn mark_dropped(&self) -> Dropped {
         let mut round = 0;
         let mut cur = self.0.load(Relaxed);
@@ -252,13 +281,21 @@ impl State {
                 cur = self.0.load(Relaxed);
                 continue;
             }
+            let orphan = cur & PIN_MASK != 0 && cur & DISCARDED == 0;
+            let new = cur | DROPPED | if orphan { ORPHANED } else { 0 };
             // AcqRel: Acquire pairs with a discarder's claim (and an offer's
             // end), Release publishes the owner's last writes before the
             // manager retires the header.
-            match self.0.compare_exchange_weak(cur, cur | DROPPED, AcqRel, Relaxed) {
+            match self.0.compare_exchange_weak(cur, new, AcqRel, Relaxed) {
                 Ok(old) => {
-                    debug_assert!(old & PIN_MASK == 0 && old & DROPPED == 0);
-                    return if old & DISCARDED == 0 { Dropped::OwnsBytes } else { Dropped::AlreadyDiscarded };
+                    debug_assert!(old & DROPPED == 0, "dropped twice");
+                    return if old & DISCARDED != 0 {
+                        Dropped::AlreadyDiscarded
+                    } else if orphan {
+                        Dropped::Orphaned
+                    } else {
+                        Dropped::OwnsBytes
+                    };
                 }
                 Err(actual) => cur = actual,
             }
@@ -412,6 +449,27 @@ mod tests {
         assert!(!s.pin());
         assert_eq!(s.load().pins(), 0, "failed pins leave no trace");
         assert_eq!(s.mark_dropped(), Dropped::AlreadyDiscarded);
+    }
+
+    #[test]
+    fn dropping_while_pinned_orphans_the_bytes() {
+        let s = State::new();
+        assert!(s.pin());
+        assert_eq!(s.mark_dropped(), Dropped::Orphaned);
+        let snap = s.load();
+        assert!(snap.is_dropped() && snap.is_orphaned() && !snap.is_discarded());
+        assert!(!s.try_discard(), "an orphan is never discarded");
+        s.unpin();
+        assert_eq!(s.load().pins(), 0);
+        assert!(s.load().is_orphaned(), "the table frees an orphan");
+    }
+
+    #[test]
+    fn a_new_pinned_word_is_pinned_once() {
+        let s = State::new_pinned();
+        assert!(!s.try_discard());
+        s.unpin();
+        assert!(s.try_discard());
     }
 
     #[test]

@@ -51,6 +51,7 @@
 //! table lock across a system call.
 
 mod builder;
+pub(crate) mod sink;
 mod stats;
 pub(crate) mod table;
 
@@ -66,6 +67,7 @@ use crate::pressure::{Pressure, PressureConfig, Reading, Signal, SignalReport};
 
 pub use self::builder::{ManagerBuilder, ReclaimMode, ThreadPriority};
 pub use self::stats::Stats;
+use self::sink::{DiscardSink, Notices, Sinks};
 use self::table::Table;
 use crate::handle::arena::{Arena, Wake};
 use crate::handle::fork;
@@ -116,6 +118,8 @@ pub(crate) struct Core {
     signal_reclaims: [std::sync::atomic::AtomicU64; SIGNALS],
     /// The last signal reports, for `Manager::signals`.
     reports: parking_lot::Mutex<Vec<SignalReport>>,
+    /// Who hears of discards (`sink.rs`).
+    sinks: parking_lot::Mutex<Sinks>,
     /// Lazy mode: how long an allocation stays unpinned before it is
     /// offered (`None`: managed mode).
     lazy_delay: Option<Duration>,
@@ -219,6 +223,7 @@ impl Manager {
             limit_reclaims: std::sync::atomic::AtomicU64::new(0),
             signal_reclaims: [const { std::sync::atomic::AtomicU64::new(0) }; SIGNALS],
             reports: parking_lot::Mutex::new(Vec::new()),
+            sinks: parking_lot::Mutex::new(Sinks::default()),
             lazy_delay: (builder.mode == ReclaimMode::Lazy).then_some(builder.lazy_delay),
             pressure: PressureConfig {
                 process_limit: builder.process_limit,
@@ -276,6 +281,17 @@ impl Manager {
         let freed = self.inner.core.reclaim(&self.inner.arena, &local, bytes);
         self.inner.core.note_limit(&self.inner.arena);
         freed
+    }
+
+    /// Registers a discard sink; headers born with the returned id report
+    /// their discards to it (`sink.rs`).
+    pub(crate) fn add_sink(&self, sink: std::sync::Weak<dyn DiscardSink>) -> u32 {
+        self.inner.core.sinks.lock().add(sink)
+    }
+
+    /// Forgets the sink `id`: later discards of its headers go unreported.
+    pub(crate) fn remove_sink(&self, id: u32) {
+        self.inner.core.sinks.lock().remove(id);
     }
 
     /// Each pressure signal the manager watches: its source, last reading,
@@ -348,6 +364,7 @@ impl Core {
         let guard = local.pin();
         let mut offers: Vec<NonNull<Header>> = Vec::new();
         let unoffered;
+        let orphans;
         {
             let mut table = self.table.lock();
             table.drain(arena);
@@ -355,6 +372,12 @@ impl Core {
             arena.counters.garbage.fetch_sub(scan.retired, Relaxed);
             self.pinned_bytes.store(scan.pinned_bytes, Relaxed);
             unoffered = scan.unoffered;
+            orphans = table.take_orphans();
+        }
+        for block in orphans {
+            // SAFETY: the table retired the orphan after its last unpin and
+            // handed its bytes to us (state INV-8); nobody else frees them.
+            unsafe { arena.release_dropped(block) };
         }
         for header in &offers {
             #[cfg(loom)]
@@ -374,6 +397,7 @@ impl Core {
         drop(guard);
         let unoffered = unoffered.saturating_sub(offers.len());
         let mut freed = 0;
+        let mut notices = Notices::default();
         let mut victims: Vec<NonNull<Header>> = Vec::new();
         while freed < target {
             victims.clear();
@@ -389,11 +413,15 @@ impl Core {
                 // SAFETY: we claimed it, so the table will not free it before
                 // it sees the owner's drop mark, and even then only through
                 // the epoch, which `guard` holds back (table INV-1).
-                freed += arena.release_discarded(unsafe { header.as_ref() });
+                let h = unsafe { header.as_ref() };
+                notices.push(h.sink, h.tag);
+                freed += arena.release_discarded(h);
                 #[cfg(loom)]
                 self.probe(*header);
             }
         }
+        drop(guard);
+        notices.deliver(&self.sinks);
         (freed, unoffered)
     }
 
@@ -465,6 +493,7 @@ impl Core {
             limit_reclaims: std::sync::atomic::AtomicU64::new(0),
             signal_reclaims: [const { std::sync::atomic::AtomicU64::new(0) }; SIGNALS],
             reports: parking_lot::Mutex::new(Vec::new()),
+            sinks: parking_lot::Mutex::new(Sinks::default()),
             lazy_delay,
             pressure: PressureConfig::default(),
             direct_limit: parking_lot::Mutex::new(None),

@@ -24,6 +24,7 @@ use crossbeam_epoch::Guard;
 
 use crate::handle::arena::Arena;
 use crate::handle::header::Header;
+use crate::handle::store::Block;
 use crate::policy::{self, EntryId, Policy, Replacement};
 
 struct Slot {
@@ -52,6 +53,9 @@ pub struct Table {
     slots: Vec<Slot>,
     vacant: Vec<EntryId>,
     policy: Box<dyn Replacement>,
+    /// Bytes of orphans (state INV-8) whose last pin is gone, retired in a
+    /// scan: the caller frees them outside the lock ([`Self::take_orphans`]).
+    orphans: Vec<Block>,
 }
 
 // SAFETY: the header pointers are owned by the table (INV-1) and headers are
@@ -67,7 +71,7 @@ impl core::fmt::Debug for Table {
 impl Table {
     /// An empty table ordered by `policy`.
     pub fn new(policy: Policy) -> Self {
-        Self { slots: Vec::new(), vacant: Vec::new(), policy: policy::build(policy) }
+        Self { slots: Vec::new(), vacant: Vec::new(), policy: policy::build(policy), orphans: Vec::new() }
     }
 
     /// Takes newly published headers from `arena` into the table and the
@@ -114,6 +118,16 @@ impl Table {
                 if core::mem::take(&mut slot.tracked) {
                     self.policy.remove(id as EntryId);
                 }
+                if s.pins() > 0 {
+                    // An owned guard outlives its handle and still reads the
+                    // header: keep it until the last unpin (state INV-8).
+                    continue;
+                }
+                if s.is_orphaned() {
+                    // The owner left the bytes to us; no pin remains or can
+                    // come, so they are ours to free (outside the lock).
+                    self.orphans.push(Block { ptr: h.data, loc: h.loc, cost: h.cost });
+                }
                 slot.header = None;
                 self.vacant.push(id as EntryId);
                 let ptr = header.as_ptr();
@@ -154,6 +168,12 @@ impl Table {
         scan
     }
 
+    /// The bytes of orphans retired since the last call: the caller owns
+    /// them and frees them (outside the table lock).
+    pub(crate) fn take_orphans(&mut self) -> Vec<Block> {
+        core::mem::take(&mut self.orphans)
+    }
+
     /// Claims victims in policy order until their cost reaches `target` or
     /// `max` were taken, appending their headers to `out`. A claimed header
     /// is the caller's to release (state INV-4); it stays valid while the
@@ -186,13 +206,16 @@ impl Drop for Table {
         for slot in &mut self.slots {
             let Some(header) = slot.header.take() else { continue };
             // SAFETY: headers in the table are alive until retired (INV-1).
-            if unsafe { header.as_ref() }.state.load().is_dropped() {
-                // SAFETY: the owner is gone and, with the table dropping, no
-                // reclaimer can reach the header any more.
+            let s = unsafe { header.as_ref() }.state.load();
+            if s.is_dropped() && s.pins() == 0 {
+                // SAFETY: the owner is gone, no guard holds it, and, with the
+                // table dropping, no reclaimer can reach it any more.
                 drop(unsafe { Box::from_raw(header.as_ptr()) });
             }
             // A header whose owner still lives (only possible if the manager
-            // thread died) is leaked rather than freed under the owner.
+            // thread died), or that an owned guard still pins, is leaked
+            // rather than freed under its user; so are an orphan's bytes,
+            // whose store may be gone with the arena.
         }
     }
 }
