@@ -24,6 +24,17 @@ pub enum Error {
     Os(OsError),
     /// The manager thread could not be spawned.
     Spawn(std::io::Error),
+    /// A value larger than the cache's whole capacity: it could never be
+    /// kept.
+    TooLarge {
+        /// What the value would cost, in bytes.
+        cost: usize,
+        /// The cache's capacity, in bytes.
+        capacity: usize,
+    },
+    /// A builder option that contradicts another or is out of range (the
+    /// text says which).
+    Config(&'static str),
 }
 
 impl fmt::Display for Error {
@@ -34,6 +45,10 @@ impl fmt::Display for Error {
             Error::Layout => f.write_str("size or alignment not supported for a discardable allocation"),
             Error::Os(e) => write!(f, "out of memory: {e}"),
             Error::Spawn(e) => write!(f, "could not spawn the manager thread: {e}"),
+            Error::TooLarge { cost, capacity } => {
+                write!(f, "a value of {cost} bytes cannot fit in a cache of {capacity} bytes")
+            }
+            Error::Config(what) => write!(f, "invalid cache configuration: {what}"),
         }
     }
 }

@@ -42,6 +42,8 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod alloc;
+#[cfg(not(loom))]
+mod cache;
 mod error;
 mod handle;
 mod manager;
@@ -52,6 +54,10 @@ mod pressure;
 mod sync;
 
 pub use alloc::{AllocStats, DiscardAlloc};
+#[cfg(not(loom))]
+pub use cache::{
+    Cache, CacheBuilder, CacheGuard, CacheStats, CacheValue, DefaultHashBuilder, FoldHasher, RemovalCause,
+};
 pub use error::{AccessError, Error, OsError};
 pub use handle::{Discardable, Pinned, PinnedMut};
 pub use manager::{Manager, ManagerBuilder, ReclaimMode, Stats, ThreadPriority};
@@ -83,7 +89,7 @@ static_assertions::assert_impl_all!(Pinned<'static, u64>: Send, Sync);
 #[doc(hidden)]
 pub mod __loom {
     pub use crate::handle::arena::{Arena, Counters, Wake};
-    pub use crate::handle::header::Header;
+    pub use crate::handle::header::{Birth, Header};
     pub use crate::handle::state::{Dropped, Snapshot, State};
     pub use crate::handle::store::{Block, Loc};
     pub use crate::manager::table::{Scan, Table};

@@ -164,19 +164,21 @@ impl Arena {
     /// The caller owns the handle behind `header` (registered in this
     /// arena), drops it once, and never touches `header` afterwards except
     /// through a pin it still holds.
-    pub unsafe fn drop_owner(&self, header: NonNull<Header>) {
+    pub unsafe fn drop_owner(&self, header: NonNull<Header>) -> super::state::Dropped {
         // Copy what we need first: after `mark_dropped` the manager may free
         // the header at any time (state INV-4, header.rs).
         // SAFETY: the header is alive until we mark it dropped.
         let h = unsafe { header.as_ref() };
         let block = Block { ptr: h.data, loc: h.loc, cost: h.cost };
         self.note_dropping();
-        if h.state.mark_dropped() == super::state::Dropped::OwnsBytes {
+        let dropped = h.state.mark_dropped();
+        if dropped == super::state::Dropped::OwnsBytes {
             // SAFETY: we won, so the bytes are ours, and no pin exists (it
             // would have orphaned them instead).
             unsafe { self.release_dropped(block) };
         }
         self.note_dropped();
+        dropped
     }
 
     /// Lazy mode: an offered allocation came back intact; the manager may

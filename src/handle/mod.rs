@@ -176,7 +176,6 @@ impl<T: ?Sized> Discardable<T> {
         unsafe { self.header.as_ref() }.pin(&self.arena)
     }
 
-
     /// Pins the value: `Some(guard)` while its bytes are alive, `None` once
     /// they were discarded (and forever after).
     ///

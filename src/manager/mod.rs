@@ -66,8 +66,8 @@ use crossbeam_epoch::{Collector, LocalHandle};
 use crate::pressure::{Pressure, PressureConfig, Reading, Signal, SignalReport};
 
 pub use self::builder::{ManagerBuilder, ReclaimMode, ThreadPriority};
-pub use self::stats::Stats;
 use self::sink::{DiscardSink, Notices, Sinks};
+pub use self::stats::Stats;
 use self::table::Table;
 use crate::handle::arena::{Arena, Wake};
 use crate::handle::fork;
@@ -80,6 +80,8 @@ const BATCH: usize = 64;
 const RETRY_MIN: Duration = Duration::from_millis(5);
 /// Longest retry delay.
 const RETRY_MAX: Duration = Duration::from_secs(1);
+/// How soon the thread retries discard notices a sink could not apply.
+const SINK_RETRY: Duration = Duration::from_millis(10);
 
 /// A discardable-memory manager: a budget, a replacement policy, the
 /// pressure signals and the thread that acts on them. Cheap to clone (one
@@ -120,6 +122,8 @@ pub(crate) struct Core {
     reports: parking_lot::Mutex<Vec<SignalReport>>,
     /// Who hears of discards (`sink.rs`).
     sinks: parking_lot::Mutex<Sinks>,
+    /// A sink left work for a flush (the thread flushes every 10 ms).
+    sinks_pending: std::sync::atomic::AtomicBool,
     /// Lazy mode: how long an allocation stays unpinned before it is
     /// offered (`None`: managed mode).
     lazy_delay: Option<Duration>,
@@ -224,6 +228,7 @@ impl Manager {
             signal_reclaims: [const { std::sync::atomic::AtomicU64::new(0) }; SIGNALS],
             reports: parking_lot::Mutex::new(Vec::new()),
             sinks: parking_lot::Mutex::new(Sinks::default()),
+            sinks_pending: std::sync::atomic::AtomicBool::new(false),
             lazy_delay: (builder.mode == ReclaimMode::Lazy).then_some(builder.lazy_delay),
             pressure: PressureConfig {
                 process_limit: builder.process_limit,
@@ -285,11 +290,13 @@ impl Manager {
 
     /// Registers a discard sink; headers born with the returned id report
     /// their discards to it (`sink.rs`).
+    #[cfg_attr(loom, allow(dead_code))] // the cache (not built under loom) registers sinks
     pub(crate) fn add_sink(&self, sink: std::sync::Weak<dyn DiscardSink>) -> u32 {
         self.inner.core.sinks.lock().add(sink)
     }
 
     /// Forgets the sink `id`: later discards of its headers go unreported.
+    #[cfg_attr(loom, allow(dead_code))]
     pub(crate) fn remove_sink(&self, id: u32) {
         self.inner.core.sinks.lock().remove(id);
     }
@@ -421,7 +428,10 @@ impl Core {
             }
         }
         drop(guard);
-        notices.deliver(&self.sinks);
+        if notices.deliver(&self.sinks) {
+            self.sinks_pending.store(true, Relaxed);
+            arena.wake.request();
+        }
         (freed, unoffered)
     }
 
@@ -494,6 +504,7 @@ impl Core {
             signal_reclaims: [const { std::sync::atomic::AtomicU64::new(0) }; SIGNALS],
             reports: parking_lot::Mutex::new(Vec::new()),
             sinks: parking_lot::Mutex::new(Sinks::default()),
+            sinks_pending: std::sync::atomic::AtomicBool::new(false),
             lazy_delay,
             pressure: PressureConfig::default(),
             direct_limit: parking_lot::Mutex::new(None),
@@ -646,6 +657,15 @@ fn step(
     crate::alloc::direct_reclaim_done();
     timers.retry = over.then(|| timers.retry.map_or(RETRY_MIN, |r| (r * 2).min(RETRY_MAX)));
     timers.poll = pressure.poll_interval(&reading);
+    // Discard notices a sink could not apply yet (a shard was busy): retry
+    // within 10 ms, so dead keys leave even if the cache gets no calls.
+    if core.sinks_pending.load(Relaxed) {
+        let left = sink::flush(&core.sinks);
+        core.sinks_pending.store(left, Relaxed);
+        if left {
+            timers.poll = Some(timers.poll.map_or(SINK_RETRY, |p| p.min(SINK_RETRY)));
+        }
+    }
     // Lazy mode: while spans wait to be offered, scan every half delay,
     // so each is offered within the delay of its last unpin.
     if let (Some(delay), true) = (core.lazy_delay, unoffered > 0) {

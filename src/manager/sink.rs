@@ -22,12 +22,19 @@ pub(crate) trait DiscardSink: Send + Sync {
     /// `tags` were discarded by the manager (one call per pass and sink).
     /// Runs on whichever thread reclaimed (often the manager thread); must
     /// not block, in particular not on a lock the reclaiming thread may
-    /// hold.
-    fn discarded(&self, tags: &[u64]);
+    /// hold. Returns `true` if some of the work is left for
+    /// [`flush`](Self::flush).
+    fn discarded(&self, tags: &[u64]) -> bool;
+
+    /// Retries what [`discarded`](Self::discarded) left; `true` if work is
+    /// still left. The manager thread calls it at least every 10 ms while
+    /// work is left.
+    fn flush(&self) -> bool;
 }
 
 /// The registry. Id `0` means "no sink".
 #[derive(Default)]
+#[cfg_attr(loom, allow(dead_code))] // the cache (not built under loom) registers sinks
 pub(crate) struct Sinks {
     next: u32,
     live: Vec<(u32, Weak<dyn DiscardSink>)>,
@@ -39,6 +46,7 @@ impl core::fmt::Debug for Sinks {
     }
 }
 
+#[cfg_attr(loom, allow(dead_code))]
 impl Sinks {
     /// Registers `sink`; returns its id (never `0`).
     pub(crate) fn add(&mut self, sink: Weak<dyn DiscardSink>) -> u32 {
@@ -55,6 +63,22 @@ impl Sinks {
     fn find(&self, id: u32) -> Option<Weak<dyn DiscardSink>> {
         self.live.iter().find(|(i, _)| *i == id).map(|(_, s)| Weak::clone(s))
     }
+
+    /// Every live sink (for a flush).
+    fn all(&self) -> Vec<Weak<dyn DiscardSink>> {
+        self.live.iter().map(|(_, s)| Weak::clone(s)).collect()
+    }
+}
+
+/// Flushes every sink (registry locked only to list them); `true` if some
+/// work is still left.
+pub(crate) fn flush(sinks: &parking_lot::Mutex<Sinks>) -> bool {
+    let all = sinks.lock().all();
+    let mut left = false;
+    for sink in all.iter().filter_map(Weak::upgrade) {
+        left |= sink.flush();
+    }
+    left
 }
 
 /// The notices of one pass: `(sink, tag)` pairs.
@@ -71,11 +95,13 @@ impl Notices {
     }
 
     /// Delivers every notice, one call per sink, looking sinks up in
-    /// `sinks` (locked briefly per sink, never across a call).
-    pub(crate) fn deliver(mut self, sinks: &parking_lot::Mutex<Sinks>) {
+    /// `sinks` (locked briefly per sink, never across a call). Returns
+    /// whether a sink left work for a flush.
+    pub(crate) fn deliver(mut self, sinks: &parking_lot::Mutex<Sinks>) -> bool {
         if self.0.is_empty() {
-            return;
+            return false;
         }
+        let mut left = false;
         self.0.sort_unstable_by_key(|&(sink, _)| sink);
         let mut tags = Vec::new();
         for group in self.0.chunk_by(|a, b| a.0 == b.0) {
@@ -83,7 +109,8 @@ impl Notices {
             let Some(sink) = found.and_then(|w| w.upgrade()) else { continue };
             tags.clear();
             tags.extend(group.iter().map(|&(_, tag)| tag));
-            sink.discarded(&tags);
+            left |= sink.discarded(&tags);
         }
+        left
     }
 }

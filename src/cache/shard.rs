@@ -1,0 +1,279 @@
+//! One shard of a cache: its slice of the key space, under one
+//! reader-writer lock, with the inbox through which discard notices reach
+//! it.
+//!
+//! Owns: the shard's [`RawTable`] of items, each a key and either a live
+//! entry (the handle to a discardable allocation, owned by the map) or the
+//! placeholder of a computation in flight; the clock hand of the capacity
+//! sweep; and the inbox. The map owns its entries' handles: every removal
+//! goes through [`Map::take`], which drops the handle (`Arena::drop_owner`)
+//! and keeps the cache's counters exact.
+//!
+//! Notices (the manager discarded values of this shard) are pushed onto the
+//! inbox without a lock and applied by whoever next holds the write lock:
+//! the notifier itself if `try_write` succeeds, any writer before it
+//! unlocks, a reader that sees the inbox non-empty after its read, or the
+//! manager's flush on its next pass (which it schedules within 10 ms while
+//! notices are pending). So dead keys go away even if the cache gets no
+//! further calls, and the manager never waits for a shard.
+//!
+//! Must never: run user code (listeners, closures) under the lock, or free
+//! a header (the manager's table does).
+
+use core::ptr::{self, NonNull};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+use super::flight::Flight;
+use super::table::{Hashed, RawTable};
+use super::RemovalCause;
+use crate::handle::arena::Arena;
+use crate::handle::header::Header;
+use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering::*};
+
+/// A live entry: the map's handle to one discardable allocation.
+#[derive(Debug)]
+pub(crate) struct Entry {
+    /// The allocation's header; the map owns the handle.
+    pub(crate) header: NonNull<Header>,
+    /// Pointer metadata of the value (its slice length).
+    pub(crate) meta: usize,
+    /// The access counter the capacity sweep saw last.
+    seen: u16,
+}
+
+impl Entry {
+    pub(crate) fn new(header: NonNull<Header>, meta: usize) -> Self {
+        Self { header, meta, seen: 0 }
+    }
+
+    /// The header: alive while the map owns the entry.
+    #[inline]
+    pub(crate) fn header(&self) -> &Header {
+        // SAFETY: the map owns the handle; the table frees a header only
+        // after `Map::take` dropped it (table INV-1).
+        unsafe { self.header.as_ref() }
+    }
+}
+
+/// What a key maps to.
+#[derive(Debug)]
+pub(crate) enum Slot {
+    /// A stored value.
+    Ready(Entry),
+    /// A computation in flight (single flight).
+    Pending(Arc<Flight>),
+}
+
+/// One key and what it maps to.
+#[derive(Debug)]
+pub(crate) struct Item<K> {
+    pub(crate) hash: u64,
+    pub(crate) key: K,
+    pub(crate) slot: Slot,
+}
+
+impl<K> Hashed for Item<K> {
+    #[inline]
+    fn hash(&self) -> u64 {
+        self.hash
+    }
+}
+
+/// The cache-wide counters, kept exact under the shard locks.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) bytes: AtomicUsize,
+    pub(crate) entries: AtomicUsize,
+    pub(crate) hits: AtomicU64,
+    pub(crate) misses: AtomicU64,
+    pub(crate) inserts: AtomicU64,
+    pub(crate) discarded: AtomicU64,
+    pub(crate) removed: AtomicU64,
+    pub(crate) listener_panics: AtomicU64,
+}
+
+/// Keys that left the map, for the listener (called after unlocking).
+pub(crate) type Removed<K> = Vec<(K, RemovalCause)>;
+
+/// The data under a shard's lock.
+#[derive(Debug)]
+pub(crate) struct Map<K> {
+    pub(crate) table: RawTable<Item<K>>,
+    /// The capacity sweep's clock hand (a slot index).
+    hand: usize,
+}
+
+// SAFETY: the header pointers are handles the map owns; headers are `Send +
+// Sync` and reached only through atomics and immutable fields.
+unsafe impl<K: Send> Send for Map<K> {}
+// SAFETY: as above; `&Map` only reads.
+unsafe impl<K: Sync> Sync for Map<K> {}
+
+impl<K> Map<K> {
+    /// Removes the item in slot `i`; drops its handle if it was live
+    /// (counted with `cause`). Returns the key and whether it was live.
+    pub(crate) fn take(&mut self, i: usize, arena: &Arena, counters: &Counters, cause: RemovalCause) -> (K, bool) {
+        let item = self.table.remove(i).expect("take: an empty slot");
+        let live = match item.slot {
+            Slot::Ready(entry) => {
+                let cost = entry.header().cost;
+                // SAFETY: the map owned this handle and forgets it here; a
+                // guard that still pins it keeps the header (state INV-8).
+                unsafe { arena.drop_owner(entry.header) };
+                counters.bytes.fetch_sub(cost, Relaxed);
+                counters.entries.fetch_sub(1, Relaxed);
+                let counter = if cause == RemovalCause::Discarded { &counters.discarded } else { &counters.removed };
+                counter.fetch_add(1, Relaxed);
+                true
+            }
+            Slot::Pending(_) => false,
+        };
+        (item.key, live)
+    }
+
+    /// Puts a live entry for `key`; the caller checked the key is absent.
+    pub(crate) fn put(&mut self, hash: u64, key: K, entry: Entry, counters: &Counters) {
+        counters.bytes.fetch_add(entry.header().cost, Relaxed);
+        counters.entries.fetch_add(1, Relaxed);
+        counters.inserts.fetch_add(1, Relaxed);
+        self.table.insert(Item { hash, key, slot: Slot::Ready(entry) });
+    }
+
+    /// Turns the placeholder in slot `i` into a live entry.
+    pub(crate) fn fulfil(&mut self, i: usize, entry: Entry, counters: &Counters) {
+        counters.bytes.fetch_add(entry.header().cost, Relaxed);
+        counters.entries.fetch_add(1, Relaxed);
+        counters.inserts.fetch_add(1, Relaxed);
+        let item = self.table.get_mut(i).expect("fulfil: an empty slot");
+        item.slot = Slot::Ready(entry);
+    }
+
+    /// Removes every item whose hash is in `hashes` and whose value was
+    /// discarded, appending their keys to `out`.
+    fn purge(&mut self, hashes: &[u64], arena: &Arena, counters: &Counters, out: &mut Removed<K>) {
+        for &hash in hashes {
+            while let Some(i) = self.table.find(hash, is_dead) {
+                out.push((self.take(i, arena, counters, RemovalCause::Discarded).0, RemovalCause::Discarded));
+            }
+        }
+    }
+
+    /// The capacity sweep (CLOCK over the slots, reading the access
+    /// counters the pins bump): visits at most `budget` slots from the hand
+    /// and drops the first unpinned entry not touched since the last visit.
+    /// Returns the slots visited and whether it dropped one.
+    pub(crate) fn sweep(&mut self, budget: usize, arena: &Arena, counters: &Counters, out: &mut Removed<K>) -> usize {
+        let slots = self.table.slots();
+        let mut visited = 0;
+        while visited < budget.min(slots) {
+            let i = self.hand % slots;
+            self.hand = i + 1;
+            visited += 1;
+            let Some(Item { slot: Slot::Ready(entry), .. }) = self.table.get_mut(i) else { continue };
+            let s = entry.header().state.load();
+            let accesses = s.accesses();
+            if s.pins() > 0 || (accesses != entry.seen && !s.is_discarded()) {
+                entry.seen = accesses;
+                continue;
+            }
+            // Unpinned and untouched since the last visit (or already
+            // discarded). With the write lock held no `get` can pin it now.
+            self.hand = i; // the next item shifts into this slot
+            out.push((self.take(i, arena, counters, RemovalCause::Discarded).0, RemovalCause::Discarded));
+            return visited;
+        }
+        visited
+    }
+
+    /// Entries whose values are gone but whose keys remain.
+    pub(crate) fn dead(&self) -> usize {
+        self.table.iter().filter(|item| is_dead(item)).count()
+    }
+}
+
+/// Whether an item's value was discarded.
+fn is_dead<K>(item: &Item<K>) -> bool {
+    matches!(&item.slot, Slot::Ready(entry) if entry.header().state.load().is_discarded())
+}
+
+/// A batch of discard notices for one shard.
+struct Notice {
+    hashes: Vec<u64>,
+    next: *mut Notice,
+}
+
+/// One shard. See the module docs.
+#[derive(Debug)]
+pub(crate) struct Shard<K> {
+    pub(crate) map: RwLock<Map<K>>,
+    inbox: AtomicPtr<Notice>,
+}
+
+impl<K> Default for Shard<K> {
+    fn default() -> Self {
+        Self { map: RwLock::new(Map { table: RawTable::new(), hand: 0 }), inbox: AtomicPtr::new(ptr::null_mut()) }
+    }
+}
+
+impl<K> Shard<K> {
+    /// Pushes notices for `hashes` (no lock).
+    pub(crate) fn post(&self, hashes: Vec<u64>) {
+        let node = Box::into_raw(Box::new(Notice { hashes, next: ptr::null_mut() }));
+        let mut head = self.inbox.load(Relaxed);
+        loop {
+            // SAFETY: `node` is ours until the CAS publishes it.
+            unsafe { (*node).next = head };
+            // Release publishes the node's contents to the drainer's Acquire.
+            match self.inbox.compare_exchange_weak(head, node, Release, Relaxed) {
+                Ok(_) => return,
+                Err(actual) => head = actual,
+            }
+        }
+    }
+
+    /// Whether notices wait in the inbox.
+    #[inline]
+    pub(crate) fn has_notices(&self) -> bool {
+        !self.inbox.load(Relaxed).is_null()
+    }
+
+    /// Applies every notice in the inbox; the caller holds the write lock.
+    pub(crate) fn apply(&self, map: &mut Map<K>, arena: &Arena, counters: &Counters, out: &mut Removed<K>) {
+        if !self.has_notices() {
+            return;
+        }
+        // Acquire pairs with `post`'s Release; one swap takes the whole list.
+        let mut head = self.inbox.swap(ptr::null_mut(), Acquire);
+        while !head.is_null() {
+            // SAFETY: nodes come from `Box::into_raw` in `post`, and the swap
+            // made this list ours alone.
+            let node = unsafe { Box::from_raw(head) };
+            map.purge(&node.hashes, arena, counters, out);
+            head = node.next;
+        }
+    }
+
+    /// Applies the inbox if the write lock is free now; `false` if notices
+    /// remain.
+    pub(crate) fn try_apply(&self, arena: &Arena, counters: &Counters, out: &mut Removed<K>) -> bool {
+        if !self.has_notices() {
+            return true;
+        }
+        let Some(mut map) = self.map.try_write() else { return false };
+        self.apply(&mut map, arena, counters, out);
+        true
+    }
+}
+
+impl<K> Drop for Shard<K> {
+    fn drop(&mut self) {
+        let mut head = *self.inbox.get_mut();
+        while !head.is_null() {
+            // SAFETY: as in `apply`; we are the last user.
+            let node = unsafe { Box::from_raw(head) };
+            head = node.next;
+        }
+    }
+}
