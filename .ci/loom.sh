@@ -19,6 +19,8 @@
 #      saved words with plain stores, over pages the kernel may have taken.
 #    - `--cfg discardable_broken_intake`: `Arena::register` publishes a new
 #      header on the intake without Release.
+#    - `--cfg discardable_broken_orphan`: the table retires a dropped header
+#      while an owned guard still pins it.
 #
 # Each build has its own target directory, so none invalidates the normal
 # build or another (RUSTFLAGS differ). Each model has its own preemption
@@ -78,5 +80,7 @@ reject discardable_broken_restore broken_restore_is_rejected \
     "Causality violation|a pinned reader saw|a failed offer lost a page"
 reject discardable_broken_intake broken_intake_is_rejected \
     "Causality violation|header read after its free"
+reject discardable_broken_orphan broken_orphan_is_rejected \
+    "Causality violation|header read after its free|the bytes were freed under a pin"
 
 echo "== loom checks passed in $((SECONDS - start)) s"

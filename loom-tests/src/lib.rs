@@ -21,6 +21,10 @@
 //!   offered page, the owner's drop and a discarder, on a lazy arena whose
 //!   pages loom sees through the crate's loom page source
 //!   (`__loom::pages`).
+//! - `orphan`: an owned guard (a cache's) unpinning while its owner drops
+//!   the handle and the manager sweeps (src/handle/state.rs INV-8): the
+//!   bytes and the header must outlive the guard's last access and be freed
+//!   exactly once.
 //! - `remote_free`: the allocator's remote-free protocol (src/alloc/span.rs
 //!   INV-4, INV-5): an owner collecting, or parking, a class span while a
 //!   remote thread frees its last live block, on the shipped span and heap
@@ -54,6 +58,9 @@
 //!   must fail);
 //! - `--cfg discardable_broken_intake`: `Arena::register` publishes the
 //!   header without Release (`table::handle_created_while_the_manager_drains`
+//!   must fail);
+//! - `--cfg discardable_broken_orphan`: the table retires a dropped header
+//!   whatever its pins (`orphan::owner_drops_while_an_owned_guard_unpins`
 //!   must fail).
 
 #[cfg(loom)]
@@ -62,6 +69,8 @@ pub mod abandon;
 pub mod harness;
 #[cfg(loom)]
 pub mod lazy;
+#[cfg(loom)]
+pub mod orphan;
 #[cfg(loom)]
 pub mod remote_free;
 #[cfg(loom)]

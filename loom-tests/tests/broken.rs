@@ -21,6 +21,8 @@
 //! - `--cfg discardable_broken_intake`: `Arena::register` publishes a new
 //!   header on the intake without Release, so the manager can read it
 //!   before its creator's writes.
+//! - `--cfg discardable_broken_orphan`: the table retires a dropped header
+//!   whatever its pins, under an owned guard that still reads it.
 #![cfg(loom)]
 
 #[cfg(discardable_broken)]
@@ -63,4 +65,10 @@ fn broken_restore_is_rejected() {
 #[test]
 fn broken_intake_is_rejected() {
     loom_tests::table::handle_created_while_the_manager_drains();
+}
+
+#[cfg(discardable_broken_orphan)]
+#[test]
+fn broken_orphan_is_rejected() {
+    loom_tests::orphan::owner_drops_while_an_owned_guard_unpins();
 }
