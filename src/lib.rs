@@ -59,7 +59,7 @@ pub use cache::{
     Cache, CacheBuilder, CacheGuard, CacheStats, CacheValue, DefaultHashBuilder, FoldHasher, RemovalCause,
 };
 pub use error::{AccessError, Error, OsError};
-pub use handle::{Discardable, Pinned, PinnedMut};
+pub use handle::{Discardable, Fresh, Pinned, PinnedMut};
 pub use manager::{Manager, ManagerBuilder, ReclaimMode, Stats, ThreadPriority};
 pub use policy::Policy;
 pub use pressure::{PressureError, Signal, SignalReport, Watermarks};

@@ -428,3 +428,25 @@ fn created_values_are_pinned_before_anyone_can_discard_them() {
     }
     assert!(cache.weighted_size() <= 1 << 20);
 }
+
+/// `Discardable::new_pinned_in` and `fill_in` publish pinned: under a 1 MiB
+/// budget whose manager thread discards constantly, no fresh allocation is
+/// discarded before its creator lets go.
+#[test]
+fn fresh_allocations_are_pinned_until_released() {
+    let m = manager(1 << 20);
+    let mut kept = Vec::new();
+    for i in 0..2000u32 {
+        let fresh = discardable::Discardable::<[u8]>::fill_in(64 << 10, &m, |b| b.fill(i as u8)).unwrap();
+        std::thread::yield_now();
+        assert!(!fresh.handle().is_discarded(), "fresh allocation {i} discarded while pinned");
+        assert!(fresh.iter().all(|&b| b == i as u8));
+        kept.push(fresh.into_handle());
+        let mut one = discardable::Discardable::new_pinned_in([i; 16], &m).unwrap();
+        one[0] = 7;
+        assert!(!one.handle().is_discarded());
+        assert_eq!((one[0], one[15]), (7, i));
+    }
+    eventually("the manager discarded released ones", || kept.iter().any(discardable::Discardable::is_discarded));
+    eventually("the budget holds once nothing is pinned", || m.stats().discardable_bytes <= 1 << 20);
+}

@@ -86,6 +86,7 @@ impl Arena {
 
     /// Creates the header for a freshly allocated block, counts it and
     /// publishes it to the manager.
+    #[cfg_attr(not(loom), allow(dead_code))] // the loom models register bare blocks
     pub fn register(&self, block: Block) -> NonNull<Header> {
         self.register_as(block, Birth::default())
     }

@@ -25,15 +25,12 @@ use core::fmt;
 use core::marker::PhantomData;
 use core::ops::{Deref, DerefMut};
 use core::ptr::NonNull;
-use std::alloc::Layout;
 use std::sync::Arc;
 
 use self::arena::Arena;
-use self::header::Header;
+use self::header::{Birth, Header};
 use self::state::State;
 use self::store::Block;
-use crate::error::Error;
-use crate::Manager;
 
 /// A handle to a value the system may discard while it is not pinned.
 ///
@@ -72,92 +69,12 @@ unsafe impl<T: ?Sized + Send> Send for Discardable<T> {}
 // sharing needs `T: Sync`.
 unsafe impl<T: ?Sized + Sync> Sync for Discardable<T> {}
 
-impl<T: Copy> Discardable<T> {
-    /// Moves `value` into discardable memory of the global manager.
-    ///
-    /// # Panics
-    ///
-    /// If the OS refuses memory, or the global manager cannot start.
-    pub fn new(value: T) -> Self {
-        Self::new_in(value, Manager::global())
-    }
-
-    /// Moves `value` into discardable memory of `manager`.
-    ///
-    /// # Panics
-    ///
-    /// If the OS refuses memory; see [`try_new_in`](Self::try_new_in).
-    pub fn new_in(value: T, manager: &Manager) -> Self {
-        Self::try_new_in(value, manager).unwrap_or_else(|e| panic!("Discardable::new_in: {e}"))
-    }
-
-    /// Moves `value` into discardable memory of `manager`, or returns why it
-    /// could not.
-    pub fn try_new_in(value: T, manager: &Manager) -> Result<Self, Error> {
-        let arena = manager.arena();
-        let block = arena.store.alloc(size_of::<T>(), align_of::<T>(), false)?;
-        // SAFETY: the block is fresh, ours, sized and aligned for one `T`.
-        unsafe { block.ptr.cast::<T>().as_ptr().write(value) };
-        Ok(Self::from_block(block, block.ptr.cast(), arena))
-    }
-}
-
-impl<T: Copy> Discardable<[T]> {
-    /// Copies `items` into discardable memory of the global manager.
-    ///
-    /// # Panics
-    ///
-    /// If the OS refuses memory, or the global manager cannot start.
-    pub fn from_slice(items: &[T]) -> Self {
-        Self::from_slice_in(items, Manager::global())
-    }
-
-    /// Copies `items` into discardable memory of `manager`.
-    ///
-    /// # Panics
-    ///
-    /// If the OS refuses memory; see [`try_from_slice_in`](Self::try_from_slice_in).
-    pub fn from_slice_in(items: &[T], manager: &Manager) -> Self {
-        Self::try_from_slice_in(items, manager).unwrap_or_else(|e| panic!("Discardable::from_slice_in: {e}"))
-    }
-
-    /// Copies `items` into discardable memory of `manager`, or returns why it
-    /// could not.
-    pub fn try_from_slice_in(items: &[T], manager: &Manager) -> Result<Self, Error> {
-        let arena = manager.arena();
-        let block = arena.store.alloc(size_of_val(items), align_of::<T>(), false)?;
-        // SAFETY: the block is fresh, ours, and sized and aligned for
-        // `items.len()` values of `T`; it cannot overlap `items`.
-        unsafe { core::ptr::copy_nonoverlapping(items.as_ptr(), block.ptr.cast::<T>().as_ptr(), items.len()) };
-        let ptr = NonNull::slice_from_raw_parts(block.ptr.cast::<T>(), items.len());
-        Ok(Self::from_block(block, ptr, arena))
-    }
-}
-
-impl Discardable<[u8]> {
-    /// `len` zero bytes of discardable memory of `manager`: fresh zero pages,
-    /// with no copy through the stack.
-    ///
-    /// # Panics
-    ///
-    /// If the OS refuses memory; see [`try_zeroed_in`](Self::try_zeroed_in).
-    pub fn zeroed_in(len: usize, manager: &Manager) -> Self {
-        Self::try_zeroed_in(len, manager).unwrap_or_else(|e| panic!("Discardable::zeroed_in: {e}"))
-    }
-
-    /// `len` zero bytes of discardable memory of `manager`, or why not.
-    pub fn try_zeroed_in(len: usize, manager: &Manager) -> Result<Self, Error> {
-        Layout::array::<u8>(len).map_err(|_| Error::Layout)?;
-        let arena = manager.arena();
-        let block = arena.store.alloc(len, 1, true)?;
-        let ptr = NonNull::slice_from_raw_parts(block.ptr, len);
-        Ok(Self::from_block(block, ptr, arena))
-    }
-}
-
 impl<T: ?Sized> Discardable<T> {
-    fn from_block(block: Block, ptr: NonNull<T>, arena: &Arc<Arena>) -> Self {
-        let header = arena.register(block);
+    /// The handle of a fresh `block` of `arena` holding a valid `T` at
+    /// `ptr`, published to the manager as `birth` says. The constructors
+    /// (`manager/handles.rs`, where the manager is in sight) all end here.
+    pub(crate) fn from_block(block: Block, ptr: NonNull<T>, arena: &Arc<Arena>, birth: Birth) -> Self {
+        let header = arena.register_as(block, birth);
         Self { ptr, header, arena: Arc::clone(arena), _owns: PhantomData }
     }
 
@@ -349,6 +266,83 @@ impl<T: ?Sized> Drop for PinnedMut<'_, T> {
 }
 
 impl<T: ?Sized + fmt::Debug> fmt::Debug for PinnedMut<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+/// A new allocation, published already pinned: its bytes cannot be
+/// discarded before its creator lets go. Derefs (mutably) to `T`;
+/// [`into_handle`](Fresh::into_handle) unpins and returns the handle.
+///
+/// What [`Discardable::new_pinned_in`] and [`Discardable::fill_in`] return:
+/// a fresh allocation made under a tight budget can otherwise be discarded
+/// before its creator's first [`upgrade`](Discardable::upgrade).
+///
+/// ```
+/// use discardable::{Discardable, Manager};
+///
+/// let manager = Manager::builder().limit(1 << 20).start()?;
+/// let mut fresh = Discardable::<[u8]>::fill_in(4096, &manager, |page| page[0] = 1)?;
+/// fresh[1] = 2; // still pinned, and unique
+/// let handle: Discardable<[u8]> = fresh.into_handle();
+/// # let _ = handle;
+/// # Ok::<(), discardable::Error>(())
+/// ```
+pub struct Fresh<T: ?Sized> {
+    handle: core::mem::ManuallyDrop<Discardable<T>>,
+}
+
+impl<T: ?Sized> Fresh<T> {
+    /// Wraps a handle born pinned (`Birth::pinned`), taking over that pin.
+    pub(crate) fn adopt(handle: Discardable<T>) -> Self {
+        Self { handle: core::mem::ManuallyDrop::new(handle) }
+    }
+
+    /// The handle, for more (shared) pins while this one lives.
+    pub fn handle(&self) -> &Discardable<T> {
+        &self.handle
+    }
+
+    /// Unpins and returns the handle: from now on the bytes may be
+    /// discarded whenever nobody pins them.
+    pub fn into_handle(self) -> Discardable<T> {
+        let mut this = core::mem::ManuallyDrop::new(self);
+        this.handle.state().unpin();
+        // SAFETY: `this` is never dropped, so the handle is taken out once.
+        unsafe { core::mem::ManuallyDrop::take(&mut this.handle) }
+    }
+}
+
+impl<T: ?Sized> Deref for Fresh<T> {
+    type Target = T;
+
+    #[inline]
+    fn deref(&self) -> &T {
+        // SAFETY: our pin keeps the bytes alive (state INV-1) and they hold
+        // a valid `T`; only `&self` methods reach them.
+        unsafe { self.handle.ptr.as_ref() }
+    }
+}
+
+impl<T: ?Sized> DerefMut for Fresh<T> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: pinned (INV-1), valid; `&mut self` excludes any guard made
+        // through `handle()`, which borrows `self`.
+        unsafe { self.handle.ptr.as_mut() }
+    }
+}
+
+impl<T: ?Sized> Drop for Fresh<T> {
+    fn drop(&mut self) {
+        self.handle.state().unpin();
+        // SAFETY: dropped once, here, after our pin is gone.
+        unsafe { core::mem::ManuallyDrop::drop(&mut self.handle) };
+    }
+}
+
+impl<T: ?Sized + fmt::Debug> fmt::Debug for Fresh<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&**self, f)
     }

@@ -51,6 +51,7 @@
 //! table lock across a system call.
 
 mod builder;
+mod handles;
 pub(crate) mod sink;
 mod stats;
 pub(crate) mod table;
