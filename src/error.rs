@@ -64,12 +64,11 @@ impl std::error::Error for Error {
 }
 
 impl From<OsError> for Error {
+    /// Always [`Error::Os`], whatever the errno: an `EINVAL` from `mmap` is
+    /// the OS refusing, not a bad layout ([`Error::Layout`] is returned
+    /// where the layout is the cause).
     fn from(e: OsError) -> Self {
-        if e.errno == libc::EINVAL {
-            Error::Layout
-        } else {
-            Error::Os(e)
-        }
+        Error::Os(e)
     }
 }
 
@@ -105,3 +104,21 @@ impl fmt::Display for AccessError {
 }
 
 impl std::error::Error for AccessError {}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// A real `EINVAL` from the OS is reported as the OS's, not as a layout
+    /// problem; an alignment above the page size is the layout's.
+    #[test]
+    fn einval_from_the_os_is_not_a_layout_error() {
+        let e = Error::from(OsError { op: "mmap", errno: libc::EINVAL });
+        assert!(matches!(e, Error::Os(OsError { errno: libc::EINVAL, .. })), "{e:?}");
+        let m = crate::Manager::builder().limit(1 << 20).start().unwrap();
+        #[derive(Clone, Copy)]
+        #[repr(align(65536))]
+        struct Huge(#[allow(dead_code)] u8);
+        assert!(matches!(crate::Discardable::try_new_in(Huge(0), &m), Err(Error::Layout)));
+    }
+}

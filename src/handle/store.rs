@@ -14,7 +14,7 @@
 
 use core::ptr::NonNull;
 
-use crate::os::OsError;
+use crate::error::Error;
 use crate::page_heap::{PageHeap, Release};
 use crate::sync::Mutex;
 
@@ -159,7 +159,9 @@ impl Store {
 
     /// Allocates `size` bytes aligned to `align`. With `zeroed` the bytes read
     /// as zero (spans are fresh zero pages; slots are cleared).
-    pub(crate) fn alloc(&self, size: usize, align: usize, zeroed: bool) -> Result<Block, OsError> {
+    /// An alignment above the page size is [`Error::Layout`]; a refusal of
+    /// the OS is [`Error::Os`] whatever its errno.
+    pub(crate) fn alloc(&self, size: usize, align: usize, zeroed: bool) -> Result<Block, Error> {
         let page = self.heap.page_size();
         if size == 0 {
             // A dangling, well-aligned pointer: nothing is ever read or written.
@@ -167,11 +169,11 @@ impl Store {
             return Ok(Block { ptr, loc: Loc::Empty, cost: 0 });
         }
         if align > page {
-            return Err(OsError { op: "alignment", errno: libc::EINVAL });
+            return Err(Error::Layout);
         }
         if size > SMALL_MAX || align > SLOT_ALIGN {
             let pages = size.div_ceil(page);
-            let ptr = self.heap.alloc_span(pages, zeroed)?;
+            let ptr = self.heap.alloc_span(pages, zeroed).map_err(Error::Os)?;
             let loc = if self.lock(ptr, pages * page) { Loc::LockedSpan } else { Loc::Span };
             return Ok(Block { ptr, loc, cost: pages * page });
         }
@@ -182,7 +184,7 @@ impl Store {
         let id = match slots.partial[class].last() {
             Some(&id) => id,
             None => {
-                let base = self.heap.alloc_span(1, true)?;
+                let base = self.heap.alloc_span(1, true).map_err(Error::Os)?;
                 let capacity = (page / slot_size).min(SLOT_WORDS * 64);
                 let mut free = [0u64; SLOT_WORDS];
                 for i in 0..capacity {
