@@ -243,17 +243,17 @@ where
         }
         match found {
             Some(Some(guard)) => {
-                self.inner.counters.hits.fetch_add(1, Relaxed);
+                shard.hits.fetch_add(1, Relaxed);
                 Some(guard)
             }
             Some(None) => {
                 // Discarded under us: take the key out now.
-                self.inner.counters.misses.fetch_add(1, Relaxed);
+                shard.misses.fetch_add(1, Relaxed);
                 self.remove_if_dead(hash, key);
                 None
             }
             None => {
-                self.inner.counters.misses.fetch_add(1, Relaxed);
+                shard.misses.fetch_add(1, Relaxed);
                 None
             }
         }
@@ -482,16 +482,18 @@ where
     /// A snapshot of the counters; walks the shards to count dead entries.
     pub fn stats(&self) -> CacheStats {
         let c = &self.inner.counters;
-        let mut dead = 0;
+        let (mut dead, mut hits, mut misses) = (0, 0, 0);
         let mut overhead = size_of::<Inner<K, S>>() + self.inner.shards.len() * size_of::<Shard<K>>();
         for shard in self.inner.shards.iter() {
+            hits += shard.hits.load(Relaxed);
+            misses += shard.misses.load(Relaxed);
             let map = shard.map.read();
             dead += map.dead();
             overhead += map.table.heap_bytes() + map.table.len() * size_of::<Header>();
         }
         CacheStats {
-            hits: c.hits.load(Relaxed),
-            misses: c.misses.load(Relaxed),
+            hits,
+            misses,
             inserts: c.inserts.load(Relaxed),
             discarded: c.discarded.load(Relaxed),
             removed: c.removed.load(Relaxed),
@@ -535,7 +537,7 @@ impl<K, S: BuildHasher> Inner<K, S> {
             }
         }
         let arena = self.manager.arena();
-        let block = arena.store.alloc(size, align, false).map_err(Error::from)?;
+        let block = arena.store.alloc(size, align, false)?;
         // SAFETY: the block is fresh and ours, `size` bytes aligned to
         // `align`; it cannot overlap `value`.
         unsafe { value::copy_to(value, block.ptr) };
@@ -571,8 +573,8 @@ impl<K, S: BuildHasher> Inner<K, S> {
         done
     }
 
-    /// Drops cold values (CLOCK over the shards) until the capacity holds
-    /// or two rounds found nothing unpinned.
+    /// Drops cold values (GCLOCK over the shards) until the capacity holds
+    /// or enough rounds to spend every credit found nothing unpinned.
     fn enforce_capacity(&self) {
         let Some(capacity) = self.capacity else { return };
         if self.counters.bytes.load(Relaxed) <= capacity {
@@ -580,7 +582,7 @@ impl<K, S: BuildHasher> Inner<K, S> {
         }
         let mut hand = self.sweep.lock();
         let total: usize = self.shards.iter().map(|s| s.map.read().table.slots()).sum();
-        let mut budget = 2 * total + SWEEP_STEP;
+        let mut budget = (usize::from(shard::MAX_CREDIT) + 2) * total + SWEEP_STEP;
         while self.counters.bytes.load(Relaxed) > capacity && budget > 0 {
             let shard = &self.shards[*hand % self.shards.len()];
             let mut removed = Removed::new();

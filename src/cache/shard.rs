@@ -41,11 +41,18 @@ pub(crate) struct Entry {
     pub(crate) meta: usize,
     /// The access counter the capacity sweep saw last.
     seen: u16,
+    /// Visits of the sweep this entry may still survive untouched (GCLOCK):
+    /// accesses add to it, up to [`MAX_CREDIT`], each visit takes one.
+    credit: u8,
 }
+
+/// The most visits an entry survives on past accesses: a key read often
+/// outlives a full sweep of fresh keys read once.
+pub(crate) const MAX_CREDIT: u8 = 3;
 
 impl Entry {
     pub(crate) fn new(header: NonNull<Header>, meta: usize) -> Self {
-        Self { header, meta, seen: 0 }
+        Self { header, meta, seen: 0, credit: 0 }
     }
 
     /// The header: alive while the map owns the entry.
@@ -86,8 +93,6 @@ impl<K> Hashed for Item<K> {
 pub(crate) struct Counters {
     pub(crate) bytes: AtomicUsize,
     pub(crate) entries: AtomicUsize,
-    pub(crate) hits: AtomicU64,
-    pub(crate) misses: AtomicU64,
     pub(crate) inserts: AtomicU64,
     pub(crate) discarded: AtomicU64,
     pub(crate) removed: AtomicU64,
@@ -160,10 +165,11 @@ impl<K> Map<K> {
         }
     }
 
-    /// The capacity sweep (CLOCK over the slots, reading the access
+    /// The capacity sweep (GCLOCK over the slots, reading the access
     /// counters the pins bump): visits at most `budget` slots from the hand
-    /// and drops the first unpinned entry not touched since the last visit.
-    /// Returns the slots visited and whether it dropped one.
+    /// and drops the first unpinned entry whose credit ran out. Each visit
+    /// adds the accesses since the last one to the entry's credit (at most
+    /// [`MAX_CREDIT`]) and takes one. Returns the slots visited.
     pub(crate) fn sweep(&mut self, budget: usize, arena: &Arena, counters: &Counters, out: &mut Removed<K>) -> usize {
         let slots = self.table.slots();
         let mut visited = 0;
@@ -174,12 +180,15 @@ impl<K> Map<K> {
             let Some(Item { slot: Slot::Ready(entry), .. }) = self.table.get_mut(i) else { continue };
             let s = entry.header().state.load();
             let accesses = s.accesses();
-            if s.pins() > 0 || (accesses != entry.seen && !s.is_discarded()) {
-                entry.seen = accesses;
+            let touched = accesses.wrapping_sub(entry.seen).min(u16::from(MAX_CREDIT)) as u8;
+            entry.seen = accesses;
+            entry.credit = (entry.credit + touched).min(MAX_CREDIT);
+            if !s.is_discarded() && (s.pins() > 0 || entry.credit > 0) {
+                entry.credit = entry.credit.saturating_sub(1);
                 continue;
             }
-            // Unpinned and untouched since the last visit (or already
-            // discarded). With the write lock held no `get` can pin it now.
+            // Unpinned and out of credit (or already discarded). With the
+            // write lock held no `get` can pin it now.
             self.hand = i; // the next item shifts into this slot
             out.push((self.take(i, arena, counters, RemovalCause::Discarded).0, RemovalCause::Discarded));
             return visited;
@@ -204,16 +213,28 @@ struct Notice {
     next: *mut Notice,
 }
 
-/// One shard. See the module docs.
+/// One shard. See the module docs. Cache-line aligned: the lock word, the
+/// inbox head and the lookup counters share one line that no other shard
+/// touches, so counting a hit costs no extra line transfer.
 #[derive(Debug)]
+#[repr(align(64))]
 pub(crate) struct Shard<K> {
     pub(crate) map: RwLock<Map<K>>,
     inbox: AtomicPtr<Notice>,
+    /// Lookups of this shard that found a live value.
+    pub(crate) hits: AtomicU64,
+    /// Lookups of this shard that found none.
+    pub(crate) misses: AtomicU64,
 }
 
 impl<K> Default for Shard<K> {
     fn default() -> Self {
-        Self { map: RwLock::new(Map { table: RawTable::new(), hand: 0 }), inbox: AtomicPtr::new(ptr::null_mut()) }
+        Self {
+            map: RwLock::new(Map { table: RawTable::new(), hand: 0 }),
+            inbox: AtomicPtr::new(ptr::null_mut()),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
     }
 }
 
