@@ -373,6 +373,7 @@ impl Core {
         let mut offers: Vec<NonNull<Header>> = Vec::new();
         let unoffered;
         let orphans;
+        let retired;
         {
             let mut table = self.table.lock();
             table.drain(arena);
@@ -380,6 +381,7 @@ impl Core {
             arena.counters.garbage.fetch_sub(scan.retired, Relaxed);
             self.pinned_bytes.store(scan.pinned_bytes, Relaxed);
             unoffered = scan.unoffered;
+            retired = scan.retired;
             orphans = table.take_orphans();
         }
         for block in orphans {
@@ -429,6 +431,17 @@ impl Core {
             }
         }
         drop(guard);
+        if retired > 0 {
+            // Hand this pass's retired headers to the collector and let it
+            // free them: crossbeam on its own collects only every 128th pin,
+            // which the manager's one pin per pass would reach far too
+            // rarely. A bag is freed two epoch advances after it was
+            // sealed, and each flush advances the epoch at most once (when
+            // no other participant is pinned in an older one).
+            for _ in 0..3 {
+                local.pin().flush();
+            }
+        }
         if notices.deliver(&self.sinks) {
             self.sinks_pending.store(true, Relaxed);
             arena.wake.request();

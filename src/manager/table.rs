@@ -27,6 +27,21 @@ use crate::handle::header::Header;
 use crate::handle::store::Block;
 use crate::policy::{self, EntryId, Policy, Replacement};
 
+/// A header the table retired, freed when dropped (through the epoch).
+struct Retired(NonNull<Header>);
+
+// SAFETY: headers are `Send + Sync`; a retired one is reached by nobody but
+// the deferred free that owns this value.
+unsafe impl Send for Retired {}
+
+impl Drop for Retired {
+    fn drop(&mut self) {
+        // SAFETY: created by `Box::leak` in `Arena::register`; retired once
+        // by the table (INV-1), freed once, here, after the epoch passed.
+        drop(unsafe { Box::from_raw(self.0.as_ptr()) });
+    }
+}
+
 struct Slot {
     header: Option<NonNull<Header>>,
     /// Access counter seen at the previous scan.
@@ -109,6 +124,7 @@ impl Table {
     /// untouched (the caller offers them outside the lock, under `guard`).
     pub(crate) fn scan_offering(&mut self, guard: &Guard, mut offers: Option<&mut Vec<NonNull<Header>>>) -> Scan {
         let mut scan = Scan::default();
+        let mut retired: Vec<Retired> = Vec::new();
         for (id, slot) in self.slots.iter_mut().enumerate() {
             let Some(header) = slot.header else { continue };
             // SAFETY: headers in the table are alive until retired (INV-1).
@@ -131,13 +147,7 @@ impl Table {
                 }
                 slot.header = None;
                 self.vacant.push(id as EntryId);
-                let ptr = header.as_ptr();
-                // SAFETY: the owner marked the header dropped and never reads
-                // it again; the table forgot it above; any reclaimer still
-                // reading it is pinned, and the epoch defers the free past
-                // its guard (INV-1). The closure is one word, so crossbeam
-                // stores it without boxing.
-                unsafe { guard.defer_unchecked(move || drop(Box::from_raw(ptr))) };
+                retired.push(Retired(header));
                 scan.retired += 1;
                 continue;
             }
@@ -165,6 +175,17 @@ impl Table {
                     }
                 }
             }
+        }
+        if !retired.is_empty() {
+            // SAFETY: each owner marked its header dropped and never reads it
+            // again, no guard pins it, and the table forgot it above; any
+            // reclaimer still reading one is pinned, and the epoch defers the
+            // free past its guard (INV-1). One deferred free per scan, not
+            // per header: crossbeam collects a bounded number of deferred
+            // functions per pin, so a scan that retires thousands must not
+            // queue thousands (the caller flushes after the pass). The
+            // closure is a `Vec` (three words), stored without boxing.
+            unsafe { guard.defer_unchecked(move || drop(retired)) };
         }
         scan
     }
