@@ -26,16 +26,18 @@ use core::ffi::c_void;
 use core::ptr;
 #[cfg(not(loom))]
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::*};
+use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering::*};
 
 /// A heap's `full_pending` flag: a loom atomic under loom, so the models
 /// see the remote freer's hand-over to the owner.
 #[cfg(not(loom))]
-type PendingFlag = AtomicBool;
+type PendingFlag = core::sync::atomic::AtomicBool;
 #[cfg(loom)]
 type PendingFlag = crate::sync::AtomicBool;
 
 use super::abandoned::{self, Abandoned};
+#[cfg(not(loom))]
+use super::accounting;
 #[cfg(not(loom))]
 use super::size_class::span_bytes;
 use super::size_class::CLASSES;
@@ -66,11 +68,6 @@ thread_local! {
     /// Set once the thread's heap was abandoned at exit.
     static DEAD: Cell<bool> = const { Cell::new(false) };
 }
-
-/// Bytes of spans the allocator holds (class spans and large spans).
-pub(crate) static IN_USE: AtomicUsize = AtomicUsize::new(0);
-/// Set when memory went back to the page heap, so the purge timer starts.
-pub(crate) static NEED_PURGE: AtomicBool = AtomicBool::new(false);
 
 struct Global<T>(UnsafeCell<T>);
 // SAFETY: every `Global` is only accessed under its paired `RawLock`.
@@ -396,14 +393,14 @@ fn pool_give(heap: *mut Heap) {
 #[cfg(not(loom))]
 pub(super) unsafe fn release(span: *mut Span) {
     // SAFETY: the caller owns the span and its memory is unused.
-    unsafe {
+    let bytes = unsafe {
         let bytes = span_bytes((*span).class as usize);
         let base = NonNull::new_unchecked(span.cast::<u8>());
         page_heap::global().tag(base, bytes, false);
         page_heap::global().free_span(base, Release::Retain);
-        IN_USE.fetch_sub(bytes, Relaxed);
-    }
-    NEED_PURGE.store(true, Relaxed);
+        bytes
+    };
+    accounting::returned(bytes);
 }
 
 /// Under loom: the model's release, a write to the span's `released` cell
@@ -658,7 +655,7 @@ fn new_span(class: usize, heap: *mut Heap) -> Option<*mut Span> {
     // SAFETY: `base` is a fresh span of `bytes`, aligned to `bytes`, ours.
     let span = unsafe {
         heap_pages.tag(base, bytes, true);
-        IN_USE.fetch_add(bytes, Relaxed);
+        accounting::IN_USE.fetch_add(bytes, Relaxed);
         Span::init(base, class, heap)
     };
     super::direct::after_growth();

@@ -26,6 +26,7 @@
 //!   allocator lock before the fork and release them in both processes.
 
 pub(crate) mod abandoned;
+mod accounting;
 mod direct;
 pub(crate) mod heap;
 #[cfg(loom)]
@@ -45,7 +46,7 @@ use crate::page_heap::{self, Release};
 /// Bytes of spans `DiscardAlloc` holds for strong allocations (0 when it is
 /// not the global allocator and unused).
 pub(crate) fn strong_bytes() -> usize {
-    heap::IN_USE.load(Relaxed)
+    accounting::IN_USE.load(Relaxed)
 }
 
 /// Direct reclaims requested by allocating threads so far.
@@ -112,7 +113,7 @@ impl DiscardAlloc {
     /// A snapshot of the accounting.
     pub fn stats() -> AllocStats {
         let heap = page_heap::global().stats();
-        AllocStats { mapped: heap.mapped, in_use: heap::IN_USE.load(Relaxed), retained: heap.retained }
+        AllocStats { mapped: heap.mapped, in_use: accounting::IN_USE.load(Relaxed), retained: heap.retained }
     }
 
     /// Serves `size` bytes aligned to `align` (any power of two below the
@@ -138,7 +139,7 @@ impl DiscardAlloc {
         let pages = size.div_ceil(page).max(1);
         match heap.alloc_span_aligned(pages, align.max(page), zeroed) {
             Ok(p) => {
-                heap::IN_USE.fetch_add(pages * page, Relaxed);
+                accounting::IN_USE.fetch_add(pages * page, Relaxed);
                 direct::after_growth();
                 p.as_ptr()
             }
@@ -159,8 +160,7 @@ impl DiscardAlloc {
             None => {
                 // SAFETY: forwarded: `p` is the start of a live large span.
                 let bytes = unsafe { page_heap::global().free_span(NonNull::new_unchecked(p), Release::Retain) };
-                heap::IN_USE.fetch_sub(bytes, Relaxed);
-                heap::NEED_PURGE.store(true, Relaxed);
+                accounting::returned(bytes);
             }
         }
         purge::maybe_start();
@@ -300,7 +300,7 @@ unsafe impl GlobalAlloc for DiscardAlloc {
                 }
                 // SAFETY: as above; growing keeps the start and contents.
                 if new_pages * page > old_bytes && unsafe { heap.try_grow(NonNull::new_unchecked(p), new_pages) } {
-                    heap::IN_USE.fetch_add(new_pages * page - old_bytes, Relaxed);
+                    accounting::IN_USE.fetch_add(new_pages * page - old_bytes, Relaxed);
                     direct::after_growth();
                     return p;
                 }
