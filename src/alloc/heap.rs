@@ -28,36 +28,28 @@ use core::ptr;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering::*};
 
-/// A heap's `full_pending` flag: a loom atomic under loom, so the models
-/// see the remote freer's hand-over to the owner.
-#[cfg(not(loom))]
-type PendingFlag = core::sync::atomic::AtomicBool;
-#[cfg(loom)]
-type PendingFlag = crate::sync::AtomicBool;
-
 use super::abandoned::{self, Abandoned};
 #[cfg(not(loom))]
 use super::accounting;
 #[cfg(not(loom))]
 use super::size_class::span_bytes;
 use super::size_class::CLASSES;
-use super::span::{self, Block, Span};
+use super::span::{self, Block, Owner, Span};
 use crate::os;
 use crate::page_heap;
-#[cfg(not(loom))]
-use crate::page_heap::Release;
 use crate::sync::RawLock;
 
 /// A thread's heap (INV-4).
 #[repr(C)]
 pub(crate) struct Heap {
+    /// What its spans know of it (span INV-3): first, so that its address
+    /// is the heap's, [`Heap::id`].
+    owner: Owner,
     /// Per class: the head of the list of spans with (possibly) free
     /// blocks, or the `EMPTY` sentinel.
     current: [*mut Span; CLASSES],
     /// Per class: spans with nothing free when last looked at.
     full: [*mut Span; CLASSES],
-    /// Set by a remote free into one of our full spans.
-    full_pending: PendingFlag,
     /// Link in the pool's free list.
     pool_next: *mut Heap,
 }
@@ -120,10 +112,10 @@ pub(crate) unsafe fn free(span: *mut Span, ptr: *mut u8) {
 #[inline(always)]
 unsafe fn free_from(heap: *mut Heap, span: *mut Span, ptr: *mut u8) {
     let block = ptr.cast::<Block>();
-    // SAFETY: the span outlives its live blocks; `owner == heap` means we
+    // SAFETY: the span outlives its live blocks; `owner == id(heap)` means we
     // own it (INV-3), so its owner-only fields are ours (INV-1).
     unsafe {
-        if !heap.is_null() && ptr::eq((*span).owner.load(Relaxed), heap) {
+        if !heap.is_null() && ptr::eq((*span).owner.load(Relaxed), Heap::id(heap)) {
             (*block).next = (*span).free;
             (*span).free = block;
             (*span).used -= 1;
@@ -367,7 +359,7 @@ fn pool_take() -> *mut Heap {
         heap.write(Heap {
             current: [span::empty(); CLASSES],
             full: [ptr::null_mut(); CLASSES],
-            full_pending: PendingFlag::new(false),
+            owner: Owner::new(),
             pool_next: ptr::null_mut(),
         })
     };
@@ -385,44 +377,17 @@ fn pool_give(heap: *mut Heap) {
     }
 }
 
-/// Gives a span with no live block back to the page heap.
-///
-/// # Safety
-///
-/// The caller owns `span`, it is on no list, and none of its blocks is live.
-#[cfg(not(loom))]
-pub(super) unsafe fn release(span: *mut Span) {
-    // SAFETY: the caller owns the span and its memory is unused.
-    let bytes = unsafe {
-        let bytes = span_bytes((*span).class as usize);
-        let base = NonNull::new_unchecked(span.cast::<u8>());
-        page_heap::global().tag(base, bytes, false);
-        page_heap::global().free_span(base, Release::Retain);
-        bytes
-    };
-    accounting::returned(bytes);
-}
-
-/// Under loom: the model's release, a write to the span's `released` cell
-/// that loom checks against every remote freer's access (span INV-5). The
-/// memory stays the model's.
-///
-/// # Safety
-///
-/// As for the real `release`.
-#[cfg(loom)]
-pub(super) unsafe fn release(span: *mut Span) {
-    // SAFETY: the model's cell; loom checks this write against the remote
-    // freers' reads.
-    unsafe {
-        (*span).released.with_mut(|r| {
-            assert!(!*r, "a span was released twice");
-            *r = true;
-        })
-    };
-}
+// A span's owner id is its heap's address.
+static_assertions::const_assert_eq!(core::mem::offset_of!(Heap, owner), 0);
 
 impl Heap {
+    /// The id the heap's spans know it by (span INV-3): the address of its
+    /// `owner`, which is the heap's own.
+    #[inline(always)]
+    pub(crate) fn id(heap: *mut Heap) -> *mut Owner {
+        heap.cast()
+    }
+
     /// The fast path: pop a block of `class` from the current span, else
     /// refill.
     ///
@@ -460,7 +425,7 @@ impl Heap {
                 Span::collect(old);
                 if (*old).used == 0 && Span::quiescent(old) {
                     span::unlink(&mut (*heap).current[class], old, span::empty());
-                    release(old);
+                    Span::release(old);
                 }
             }
             span::push_front(&mut (*heap).current[class], span, span::empty());
@@ -477,13 +442,14 @@ impl Heap {
     unsafe fn alloc_slow(heap: *mut Heap, class: usize) -> *mut u8 {
         // SAFETY: the caller owns `heap` and thereby its spans (INV-1, 4).
         unsafe {
-            if (*heap).full_pending.swap(false, Acquire) {
+            if (*heap).owner.full_pending.swap(false, Acquire) {
                 Heap::rescue_full(heap);
             }
             loop {
                 let span = (*heap).current[class];
                 if span == span::empty() {
-                    let Some(span) = abandoned::global().adopt(class, heap).or_else(|| new_span(class, heap)) else {
+                    let adopted = abandoned::global().adopt(class, Heap::id(heap));
+                    let Some(span) = adopted.or_else(|| new_span(class, heap)) else {
                         return ptr::null_mut();
                     };
                     Heap::push_current(heap, class, span);
@@ -544,11 +510,11 @@ impl Heap {
                 Span::collect(span);
                 Heap::push_current(heap, class, span);
             } else if Span::quiescent(span) {
-                release(span); // stolen: empty
+                Span::release(span); // stolen: empty
             } else {
                 // Stolen, but the thief is still at it: look again later.
                 span::push_front(&mut (*heap).full[class], span, ptr::null_mut());
-                (*heap).full_pending.store(true, Relaxed);
+                (*heap).owner.full_pending.store(true, Relaxed);
             }
         }
     }
@@ -571,15 +537,15 @@ impl Heap {
                             // Stolen: empty; release once the thief is done.
                             if Span::quiescent(span) {
                                 span::unlink(&mut (*heap).full[class], span, ptr::null_mut());
-                                release(span);
+                                Span::release(span);
                             } else {
-                                (*heap).full_pending.store(true, Relaxed);
+                                (*heap).owner.full_pending.store(true, Relaxed);
                             }
                         } else {
                             span::unlink(&mut (*heap).full[class], span, ptr::null_mut());
                             Span::collect(span);
                             if (*span).used == 0 && Span::quiescent(span) {
-                                release(span);
+                                Span::release(span);
                             } else {
                                 Heap::push_current(heap, class, span);
                             }
@@ -614,7 +580,7 @@ impl Heap {
                 Span::collect(span);
                 if (*span).used == 0 && Span::quiescent(span) {
                     span::unlink(&mut (*heap).current[class], span, span::empty());
-                    release(span);
+                    Span::release(span);
                 }
             }
         }
@@ -656,7 +622,7 @@ fn new_span(class: usize, heap: *mut Heap) -> Option<*mut Span> {
     let span = unsafe {
         heap_pages.tag(base, bytes, true);
         accounting::IN_USE.fetch_add(bytes, Relaxed);
-        Span::init(base, class, heap)
+        Span::init(base, class, Heap::id(heap))
     };
     super::direct::after_growth();
     Some(span)
@@ -680,8 +646,8 @@ pub(crate) mod model {
 
     use super::super::abandoned;
     use super::super::size_class::span_bytes;
-    use super::super::span::{self, Block, Span};
-    use super::{Heap, PendingFlag, CLASSES};
+    use super::super::span::{self, Block, Owner, Span};
+    use super::{Heap, CLASSES};
 
     /// A fresh heap with no spans, in a `Box` the caller frees with
     /// [`drop_heap`].
@@ -689,7 +655,7 @@ pub(crate) mod model {
         Box::into_raw(Box::new(Heap {
             current: [span::empty(); CLASSES],
             full: [ptr::null_mut(); CLASSES],
-            full_pending: PendingFlag::new(false),
+            owner: Owner::new(),
             pool_next: ptr::null_mut(),
         }))
     }
@@ -713,7 +679,7 @@ pub(crate) mod model {
         // SAFETY: a non-zero size.
         let base = NonNull::new(unsafe { std::alloc::alloc_zeroed(layout) }).expect("loom model: out of memory");
         // SAFETY: fresh memory of the class's span size and alignment.
-        let span = unsafe { Span::init(base, 0, heap) };
+        let span = unsafe { Span::init(base, 0, Heap::id(heap)) };
         // SAFETY: the span is ours; `extend` hands out the first `capacity`
         // blocks onto `free`, then we take the first `live` off it.
         unsafe {
@@ -766,7 +732,7 @@ pub(crate) mod model {
     /// `span` came from [`new_span`].
     pub(crate) unsafe fn owner(span: *mut Span) -> *mut Heap {
         // SAFETY: caller; an atomic load.
-        unsafe { (*span).owner.load(Acquire) }
+        unsafe { (*span).owner.load(Acquire).cast() }
     }
 
     /// Makes `span` the head of `heap`'s current list of class 0.
@@ -866,7 +832,7 @@ pub(crate) mod model {
     pub(crate) unsafe fn rescue_if_pending(heap: *mut Heap) -> bool {
         // SAFETY: caller.
         unsafe {
-            if (*heap).full_pending.swap(false, Acquire) {
+            if (*heap).owner.full_pending.swap(false, Acquire) {
                 Heap::rescue_full(heap);
                 return true;
             }
