@@ -514,3 +514,18 @@ pub(crate) unsafe fn push_front(head: *mut *mut Span, span: *mut Span, empty_hea
         *head = span;
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::super::size_class::CLASSES;
+    use super::*;
+
+    #[test]
+    fn spans_fit_blocks() {
+        for c in 0..CLASSES {
+            let span = span_bytes(c);
+            assert!(span.is_power_of_two() && span % (64 << 10) == 0);
+            assert!((span - HEADER_BYTES) / block_size(c) >= 7, "class {c}");
+        }
+    }
+}
