@@ -32,6 +32,7 @@ pub(crate) mod heap;
 #[cfg(loom)]
 pub(crate) mod model;
 mod purge;
+mod remote;
 mod size_class;
 mod span;
 
