@@ -1,30 +1,28 @@
-//! Thread heaps: per-thread lists of class spans, thread exit, abandoned
-//! spans and their adoption, and the fallback heap for threads that have
-//! none (exiting threads).
+//! Thread heaps: per-thread lists of class spans, their refill (from the
+//! current spans, an adopted abandoned span, or a fresh one), parking full
+//! spans and rescuing them, and abandoning a heap's spans at thread exit.
+//! Which heap a thread uses, where heap structs come from, and thread exit
+//! itself are `thread.rs`'s.
 //!
-//! Fast path (`Heap::alloc`): one TLS load, a load of the class's current
-//! span, a list pop and a branch. Frees by the owning thread push onto the
-//! span's local list; frees by any other thread (or by a thread without a
-//! heap) push onto the span's atomic `thread_free` list (`remote.rs`).
+//! Fast path (`Heap::alloc`): one TLS load (`thread.rs`), a load of the
+//! class's current span, a list pop and a branch. Frees by the owning
+//! thread push onto the span's local list; frees by any other thread (or by
+//! a thread without a heap) push onto the span's atomic `thread_free` list
+//! (`remote.rs`).
 //!
-//! Thread exit is seen by a pthread key destructor, registered once, which
-//! abandons the heap: fully free spans go back to the page heap, the rest
-//! move to the abandoned set (`abandoned.rs`), from which other heaps adopt
-//! them and the purge thread frees them once empty.
+//! At thread exit (`Heap::abandon`), fully free spans go back to the page
+//! heap, the rest move to the abandoned set (`abandoned.rs`), from which
+//! other heaps adopt them and the purge thread frees them once empty.
 //!
 //! Invariants (with span.rs INV-1..5 and abandoned.rs AB-1..3):
 //! - INV-4: a heap's lists are touched only by its thread (or, for the
-//!   fallback heap, under `FALLBACK_LOCK`).
-//! - Lock order: `FALLBACK_LOCK` → the abandoned set's lock → `POOL_LOCK` →
-//!   the page heap's lock. The fork handlers take them in this order.
+//!   fallback heap, under `thread.rs`'s `FALLBACK_LOCK`).
 //!
 //! Must never: allocate through the Rust heap, take a parking_lot lock, pin
 //! an epoch, or panic (internal failures abort with a static message).
 
-use core::cell::{Cell, UnsafeCell};
-use core::ffi::c_void;
 use core::ptr;
-use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering::*};
+use core::sync::atomic::Ordering::*;
 
 use super::abandoned::{self, Abandoned};
 #[cfg(not(loom))]
@@ -34,9 +32,8 @@ use super::remote::{self, now_ns};
 use super::size_class::span_bytes;
 use super::size_class::CLASSES;
 use super::span::{self, Block, Owner, Span};
-use crate::os;
+#[cfg(not(loom))]
 use crate::page_heap;
-use crate::sync::RawLock;
 
 /// A thread's heap (INV-4).
 #[repr(C)]
@@ -49,67 +46,20 @@ pub(crate) struct Heap {
     current: [*mut Span; CLASSES],
     /// Per class: spans with nothing free when last looked at.
     full: [*mut Span; CLASSES],
-    /// Link in the pool's free list.
-    pool_next: *mut Heap,
+    /// Link in the pool's free list (`thread.rs`).
+    pub(super) pool_next: *mut Heap,
 }
 
-thread_local! {
-    /// This thread's heap; null before the first allocation and after exit.
-    static HEAP: Cell<*mut Heap> = const { Cell::new(ptr::null_mut()) };
-    /// Set once the thread's heap was abandoned at exit.
-    static DEAD: Cell<bool> = const { Cell::new(false) };
-}
-
-struct Global<T>(UnsafeCell<T>);
-// SAFETY: every `Global` is only accessed under its paired `RawLock`.
-unsafe impl<T> Sync for Global<T> {}
-
-static POOL_LOCK: RawLock = RawLock::new();
-/// (free list head, bump pointer, bump end) of heap structs.
-static POOL: Global<(*mut Heap, usize, usize)> = Global(UnsafeCell::new((ptr::null_mut(), 0, 0)));
-
-static FALLBACK_LOCK: RawLock = RawLock::new();
-static FALLBACK: Global<*mut Heap> = Global(UnsafeCell::new(ptr::null_mut()));
-
-/// 0: not initialised, 1: initialising, 2: ready.
-static INIT: AtomicU8 = AtomicU8::new(0);
-static KEY: AtomicUsize = AtomicUsize::new(0);
-
-/// The calling thread's heap, or null.
-#[inline(always)]
-fn this_heap() -> *mut Heap {
-    HEAP.try_with(Cell::get).unwrap_or(ptr::null_mut())
-}
-
-/// Allocates a block of `class`.
-#[inline(always)]
-pub(crate) fn alloc(class: usize) -> *mut u8 {
-    let heap = this_heap();
-    if heap.is_null() {
-        return alloc_without_heap(class);
-    }
-    // SAFETY: `heap` is this thread's live heap (INV-4).
-    unsafe { Heap::alloc(heap, class) }
-}
-
-/// Frees `ptr`, a block of the class span `span`.
+/// Frees `ptr`, a block of the class span `span`, on the thread whose heap
+/// is `heap` (null: it has none): onto the span's local list if the heap
+/// owns it, else remotely.
 ///
 /// # Safety
 ///
-/// `ptr` must be a live block handed out from `span`.
+/// `ptr` must be a live block handed out from `span`; `heap` is the calling
+/// thread's heap or null.
 #[inline(always)]
-pub(crate) unsafe fn free(span: *mut Span, ptr: *mut u8) {
-    // SAFETY: caller.
-    unsafe { free_from(this_heap(), span, ptr) }
-}
-
-/// [`free`] by the thread whose heap is `heap` (null: it has none).
-///
-/// # Safety
-///
-/// As for [`free`]; `heap` is the calling thread's heap or null.
-#[inline(always)]
-unsafe fn free_from(heap: *mut Heap, span: *mut Span, ptr: *mut u8) {
+pub(super) unsafe fn free_from(heap: *mut Heap, span: *mut Span, ptr: *mut u8) {
     let block = ptr.cast::<Block>();
     // SAFETY: the span outlives its live blocks; `owner == id(heap)` means we
     // own it (INV-3), so its owner-only fields are ours (INV-1).
@@ -127,145 +77,6 @@ unsafe fn free_from(heap: *mut Heap, span: *mut Span, ptr: *mut u8) {
     }
 }
 
-/// Allocation on a thread without a heap: set one up, or use the fallback
-/// heap if the thread is exiting.
-#[cold]
-fn alloc_without_heap(class: usize) -> *mut u8 {
-    if DEAD.try_with(Cell::get).unwrap_or(true) {
-        return alloc_fallback(class);
-    }
-    ensure_init();
-    let heap = pool_take();
-    if heap.is_null() {
-        return ptr::null_mut();
-    }
-    if HEAP.try_with(|h| h.set(heap)).is_err() {
-        pool_give(heap);
-        return alloc_fallback(class);
-    }
-    // Arm the exit destructor. This may allocate inside libc; the heap is
-    // already installed, so such a nested call is served normally.
-    os::key_set(KEY.load(Acquire) as libc::pthread_key_t, heap.cast());
-    alloc(class)
-}
-
-#[cold]
-fn alloc_fallback(class: usize) -> *mut u8 {
-    let _locked = FALLBACK_LOCK.lock();
-    // SAFETY: `FALLBACK` is only touched under `FALLBACK_LOCK` (INV-4).
-    let slot = unsafe { &mut *FALLBACK.0.get() };
-    if slot.is_null() {
-        *slot = pool_take();
-        if slot.is_null() {
-            return ptr::null_mut();
-        }
-    }
-    // SAFETY: the fallback heap is live and we hold its lock (INV-4).
-    unsafe { Heap::alloc(*slot, class) }
-}
-
-/// Creates the pthread key and the fork handlers once.
-fn ensure_init() {
-    loop {
-        match INIT.compare_exchange(0, 1, Acquire, Acquire) {
-            Ok(_) => {
-                let Some(key) = os::key_create(thread_exit) else {
-                    os::abort_with("discardable: out of pthread keys\n");
-                };
-                KEY.store(key as usize, Relaxed);
-                if !os::at_fork(fork_prepare, fork_parent, fork_child) {
-                    os::abort_with("discardable: pthread_atfork failed\n");
-                }
-                INIT.store(2, Release);
-                return;
-            }
-            Err(2) => return,
-            Err(_) => std::thread::yield_now(),
-        }
-    }
-}
-
-/// The pthread key destructor: the thread is exiting.
-unsafe extern "C" fn thread_exit(value: *mut c_void) {
-    let heap = value.cast::<Heap>();
-    let _ = HEAP.try_with(|h| h.set(ptr::null_mut()));
-    let _ = DEAD.try_with(|d| d.set(true));
-    if !heap.is_null() {
-        // SAFETY: the heap was this thread's and the thread is exiting, so
-        // nothing else uses it (INV-4).
-        unsafe { Heap::abandon(heap, abandoned::global()) };
-        pool_give(heap);
-    }
-}
-
-unsafe extern "C" fn fork_prepare() {
-    FALLBACK_LOCK.lock_for_fork();
-    abandoned::global().lock_for_fork();
-    POOL_LOCK.lock_for_fork();
-    page_heap::global().lock_for_fork();
-}
-
-unsafe extern "C" fn fork_parent() {
-    // SAFETY: `fork_prepare` took each lock once, in this thread.
-    unsafe {
-        page_heap::global().unlock_after_fork();
-        POOL_LOCK.force_unlock();
-        abandoned::global().unlock_after_fork();
-        FALLBACK_LOCK.force_unlock();
-    }
-}
-
-unsafe extern "C" fn fork_child() {
-    // SAFETY: as in `fork_parent`; the child has only this thread.
-    unsafe { fork_parent() };
-    super::purge::after_fork_in_child();
-}
-
-/// Takes a fresh heap from the pool (null if the OS refuses memory).
-fn pool_take() -> *mut Heap {
-    let _locked = POOL_LOCK.lock();
-    // SAFETY: `POOL` is only touched under `POOL_LOCK`.
-    let pool = unsafe { &mut *POOL.0.get() };
-    let heap = if !pool.0.is_null() {
-        let heap = pool.0;
-        // SAFETY: heaps on the free list are pooled and unused.
-        pool.0 = unsafe { (*heap).pool_next };
-        heap
-    } else {
-        let size = core::mem::size_of::<Heap>();
-        if pool.1 + size > pool.2 {
-            let Ok(chunk) = page_heap::global().alloc_span(16, true) else { return ptr::null_mut() };
-            pool.1 = chunk.as_ptr() as usize;
-            pool.2 = pool.1 + 16 * page_heap::global().page_size();
-        }
-        let heap = pool.1 as *mut Heap;
-        pool.1 += size.next_multiple_of(64);
-        heap
-    };
-    // SAFETY: `heap` points to pooled memory sized for a `Heap` that only
-    // we use now.
-    unsafe {
-        heap.write(Heap {
-            current: [span::empty(); CLASSES],
-            full: [ptr::null_mut(); CLASSES],
-            owner: Owner::new(),
-            pool_next: ptr::null_mut(),
-        })
-    };
-    heap
-}
-
-/// Returns an abandoned heap to the pool.
-fn pool_give(heap: *mut Heap) {
-    let _locked = POOL_LOCK.lock();
-    // SAFETY: `POOL` under its lock; the heap is abandoned and unused.
-    unsafe {
-        let pool = &mut *POOL.0.get();
-        (*heap).pool_next = pool.0;
-        pool.0 = heap;
-    }
-}
-
 // A span's owner id is its heap's address.
 static_assertions::const_assert_eq!(core::mem::offset_of!(Heap, owner), 0);
 
@@ -277,6 +88,16 @@ impl Heap {
         heap.cast()
     }
 
+    /// A heap with no spans.
+    pub(super) fn new() -> Heap {
+        Heap {
+            owner: Owner::new(),
+            current: [span::empty(); CLASSES],
+            full: [ptr::null_mut(); CLASSES],
+            pool_next: ptr::null_mut(),
+        }
+    }
+
     /// The fast path: pop a block of `class` from the current span, else
     /// refill.
     ///
@@ -284,7 +105,7 @@ impl Heap {
     ///
     /// The caller owns `heap` (INV-4).
     #[inline(always)]
-    unsafe fn alloc(heap: *mut Heap, class: usize) -> *mut u8 {
+    pub(super) unsafe fn alloc(heap: *mut Heap, class: usize) -> *mut u8 {
         // SAFETY: `current` holds a live span of ours or `EMPTY`, whose
         // `free` is null (caller owns `heap`).
         unsafe {
@@ -480,7 +301,7 @@ impl Heap {
     /// # Safety
     ///
     /// The caller owned `heap` and nobody uses it any more.
-    unsafe fn abandon(heap: *mut Heap, set: &Abandoned) {
+    pub(super) unsafe fn abandon(heap: *mut Heap, set: &Abandoned) {
         let mut locked = set.lock();
         // SAFETY: the heap and its spans were ours (caller); each span is
         // handed to the set, and the lists are reset after the walk.
@@ -530,23 +351,18 @@ fn new_span(_class: usize, _heap: *mut Heap) -> Option<*mut Span> {
 /// memory, driven through the shipped functions without TLS.
 #[cfg(loom)]
 pub(crate) mod model {
-    use core::ptr::{self, NonNull};
+    use core::ptr::NonNull;
     use core::sync::atomic::Ordering::*;
 
     use super::super::abandoned;
     use super::super::size_class::span_bytes;
-    use super::super::span::{self, Block, Owner, Span};
-    use super::{Heap, CLASSES};
+    use super::super::span::{self, Block, Span};
+    use super::Heap;
 
     /// A fresh heap with no spans, in a `Box` the caller frees with
     /// [`drop_heap`].
     pub(crate) fn new_heap() -> *mut Heap {
-        Box::into_raw(Box::new(Heap {
-            current: [span::empty(); CLASSES],
-            full: [ptr::null_mut(); CLASSES],
-            owner: Owner::new(),
-            pool_next: ptr::null_mut(),
-        }))
+        Box::into_raw(Box::new(Heap::new()))
     }
 
     /// Frees a heap from [`new_heap`].

@@ -35,6 +35,7 @@ mod purge;
 mod remote;
 mod size_class;
 mod span;
+mod thread;
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::{self, NonNull};
@@ -123,7 +124,7 @@ impl DiscardAlloc {
     fn allocate(size: usize, align: usize, zeroed: bool) -> *mut u8 {
         if size <= SMALL_MAX && align <= CLASS_ALIGN_MAX {
             let class = if align <= 8 { class_of(size) } else { class_for(size, align) };
-            let p = heap::alloc(class);
+            let p = thread::alloc(class);
             if zeroed && !p.is_null() {
                 // SAFETY: a fresh block of at least `size` bytes.
                 unsafe { p.write_bytes(0, size) };
@@ -157,7 +158,7 @@ impl DiscardAlloc {
     unsafe fn release(p: *mut u8, small: Option<*mut Span>) {
         match small {
             // SAFETY: forwarded: `p` is a live block of `span`.
-            Some(span) => unsafe { heap::free(span, p) },
+            Some(span) => unsafe { thread::free(span, p) },
             None => {
                 // SAFETY: forwarded: `p` is the start of a live large span.
                 let bytes = unsafe { page_heap::global().free_span(NonNull::new_unchecked(p), Release::Retain) };
