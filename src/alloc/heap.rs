@@ -40,12 +40,12 @@ use crate::page_heap;
 pub(crate) struct Heap {
     /// What its spans know of it (span INV-3): first, so that its address
     /// is the heap's, [`Heap::id`].
-    owner: Owner,
+    pub(super) owner: Owner,
     /// Per class: the head of the list of spans with (possibly) free
     /// blocks, or the `EMPTY` sentinel.
-    current: [*mut Span; CLASSES],
+    pub(super) current: [*mut Span; CLASSES],
     /// Per class: spans with nothing free when last looked at.
-    full: [*mut Span; CLASSES],
+    pub(super) full: [*mut Span; CLASSES],
     /// Link in the pool's free list (`thread.rs`).
     pub(super) pool_next: *mut Heap,
 }
@@ -127,7 +127,7 @@ impl Heap {
     /// # Safety
     ///
     /// The caller owns `heap` and `span`, which is on no list.
-    unsafe fn push_current(heap: *mut Heap, class: usize, span: *mut Span) {
+    pub(super) unsafe fn push_current(heap: *mut Heap, class: usize, span: *mut Span) {
         // SAFETY: owner of heap and its spans (INV-1, 4).
         unsafe {
             let old = (*heap).current[class];
@@ -149,12 +149,10 @@ impl Heap {
     ///
     /// The caller owns `heap` (INV-4).
     #[cold]
-    unsafe fn alloc_slow(heap: *mut Heap, class: usize) -> *mut u8 {
+    pub(super) unsafe fn alloc_slow(heap: *mut Heap, class: usize) -> *mut u8 {
         // SAFETY: the caller owns `heap` and thereby its spans (INV-1, 4).
         unsafe {
-            if (*heap).owner.full_pending.swap(false, Acquire) {
-                Heap::rescue_full(heap);
-            }
+            Heap::rescue_if_pending(heap);
             loop {
                 let span = (*heap).current[class];
                 if span == span::empty() {
@@ -180,7 +178,7 @@ impl Heap {
     /// # Safety
     ///
     /// The caller owns `heap`; `span` heads one of its current lists.
-    unsafe fn take_or_park(heap: *mut Heap, span: *mut Span) -> *mut u8 {
+    pub(super) unsafe fn take_or_park(heap: *mut Heap, span: *mut Span) -> *mut u8 {
         // SAFETY: owner of heap and span (INV-1, 4); `free` is not empty
         // once `collect` took a block or `extend` added some.
         unsafe {
@@ -227,6 +225,23 @@ impl Heap {
                 (*heap).owner.full_pending.store(true, Relaxed);
             }
         }
+    }
+
+    /// The start of [`Heap::alloc_slow`]: rescue full spans if a remote
+    /// free flagged them. Returns whether it did.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns `heap`.
+    pub(super) unsafe fn rescue_if_pending(heap: *mut Heap) -> bool {
+        // SAFETY: caller.
+        unsafe {
+            if (*heap).owner.full_pending.swap(false, Acquire) {
+                Heap::rescue_full(heap);
+                return true;
+            }
+        }
+        false
     }
 
     /// Brings full spans that received remote frees back to `current`.
@@ -344,258 +359,4 @@ fn new_span(class: usize, heap: *mut Heap) -> Option<*mut Span> {
 #[cfg(loom)]
 fn new_span(_class: usize, _heap: *mut Heap) -> Option<*mut Span> {
     None
-}
-
-/// The remote-free protocol's entry points for the loom models
-/// (`crate::__loom::ClassSpans`): a heap and class spans built in model
-/// memory, driven through the shipped functions without TLS.
-#[cfg(loom)]
-pub(crate) mod model {
-    use core::ptr::NonNull;
-    use core::sync::atomic::Ordering::*;
-
-    use super::super::abandoned;
-    use super::super::size_class::span_bytes;
-    use super::super::span::{self, Block, Span};
-    use super::Heap;
-
-    /// A fresh heap with no spans, in a `Box` the caller frees with
-    /// [`drop_heap`].
-    pub(crate) fn new_heap() -> *mut Heap {
-        Box::into_raw(Box::new(Heap::new()))
-    }
-
-    /// Frees a heap from [`new_heap`].
-    ///
-    /// # Safety
-    ///
-    /// `heap` came from [`new_heap`] and is used no more.
-    pub(crate) unsafe fn drop_heap(heap: *mut Heap) {
-        // SAFETY: caller.
-        drop(unsafe { Box::from_raw(heap) });
-    }
-
-    /// A span of class 0 owned by `heap`, in model memory, holding
-    /// `capacity` blocks of which `live` are handed out (the first `live`;
-    /// the rest are on its free list); not on any list.
-    pub(crate) fn new_span(heap: *mut Heap, capacity: u32, live: u32) -> *mut Span {
-        let bytes = span_bytes(0);
-        let layout = std::alloc::Layout::from_size_align(bytes, bytes).expect("span layout");
-        // SAFETY: a non-zero size.
-        let base = NonNull::new(unsafe { std::alloc::alloc_zeroed(layout) }).expect("loom model: out of memory");
-        // SAFETY: fresh memory of the class's span size and alignment.
-        let span = unsafe { Span::init(base, 0, Heap::id(heap)) };
-        // SAFETY: the span is ours; `extend` hands out the first `capacity`
-        // blocks onto `free`, then we take the first `live` off it.
-        unsafe {
-            (*span).capacity = capacity;
-            Span::extend(span);
-            for _ in 0..live {
-                let block = (*span).free;
-                (*span).free = (*block).next;
-                (*span).used += 1;
-            }
-        }
-        span
-    }
-
-    /// Frees a span from [`new_span`] (its memory; loom's objects in it
-    /// belong to the execution).
-    ///
-    /// # Safety
-    ///
-    /// `span` came from [`new_span`] and is used no more.
-    pub(crate) unsafe fn drop_span(span: *mut Span) {
-        let bytes = span_bytes(0);
-        let layout = std::alloc::Layout::from_size_align(bytes, bytes).expect("span layout");
-        // SAFETY: allocated in `new_span` with this layout.
-        unsafe { std::alloc::dealloc(span.cast(), layout) };
-    }
-
-    /// The `i`th block of `span`.
-    pub(crate) fn block(span: *mut Span, i: usize) -> *mut Block {
-        // SAFETY: in bounds of the span (the model's spans are class 0).
-        unsafe { span.cast::<u8>().add(span::HEADER_BYTES + i * (*span).block_size as usize).cast() }
-    }
-
-    /// The index of `block` in `span`.
-    pub(crate) fn block_index(span: *mut Span, block: *mut Block) -> usize {
-        // SAFETY: the span's header is live (model memory).
-        let size = unsafe { (*span).block_size } as usize;
-        (block as usize - span as usize - span::HEADER_BYTES) / size
-    }
-
-    /// Whether `block` lies in `span`.
-    pub(crate) fn contains(span: *mut Span, block: *mut Block) -> bool {
-        (span as usize..span as usize + span_bytes(0)).contains(&(block as usize))
-    }
-
-    /// The span's owner (null while abandoned).
-    ///
-    /// # Safety
-    ///
-    /// `span` came from [`new_span`].
-    pub(crate) unsafe fn owner(span: *mut Span) -> *mut Heap {
-        // SAFETY: caller; an atomic load.
-        unsafe { (*span).owner.load(Acquire).cast() }
-    }
-
-    /// Makes `span` the head of `heap`'s current list of class 0.
-    ///
-    /// # Safety
-    ///
-    /// The caller owns `heap` and `span`, which is on no list.
-    pub(crate) unsafe fn make_current(heap: *mut Heap, span: *mut Span) {
-        // SAFETY: caller.
-        unsafe { super::span::push_front(&mut (*heap).current[0], span, span::empty()) };
-    }
-
-    /// `free`'s remote branch (a thread that does not own the span).
-    ///
-    /// # Safety
-    ///
-    /// `block` is a live block of `span`, freed once.
-    pub(crate) unsafe fn free_remote(span: *mut Span, block: *mut Block) {
-        // SAFETY: caller.
-        unsafe { super::super::remote::free_remote(span, block) };
-    }
-
-    /// `Heap::push_current`: the owner makes `span` current, collecting
-    /// the displaced head and releasing it if it is empty and quiescent.
-    ///
-    /// # Safety
-    ///
-    /// The caller owns `heap` and `span`, which is on no list.
-    pub(crate) unsafe fn push_current(heap: *mut Heap, span: *mut Span) {
-        // SAFETY: caller.
-        unsafe { Heap::push_current(heap, 0, span) };
-    }
-
-    /// One turn of `Heap::alloc_slow`'s loop on `span`, the head of the
-    /// current list of class 0 (`Heap::take_or_park`): a block, or null
-    /// after parking the span.
-    ///
-    /// # Safety
-    ///
-    /// The caller owns `heap`; `span` heads its current list of class 0.
-    pub(crate) unsafe fn take_or_park(heap: *mut Heap, span: *mut Span) -> *mut Block {
-        // SAFETY: caller.
-        unsafe { Heap::take_or_park(heap, span).cast() }
-    }
-
-    /// `Heap::alloc_slow` for class 0: rescue, refill from the current
-    /// spans, else adopt an abandoned span (the models' page source is
-    /// empty, so null when there is none).
-    ///
-    /// # Safety
-    ///
-    /// The caller owns `heap`.
-    pub(crate) unsafe fn alloc_slow(heap: *mut Heap) -> *mut Block {
-        // SAFETY: caller.
-        unsafe { Heap::alloc_slow(heap, 0).cast() }
-    }
-
-    /// `free` by the thread owning `heap` (null: a thread without one).
-    ///
-    /// # Safety
-    ///
-    /// `block` is a live block of `span`, freed once; `heap` is the calling
-    /// thread's in the model.
-    pub(crate) unsafe fn free_from(heap: *mut Heap, span: *mut Span, block: *mut Block) {
-        // SAFETY: caller.
-        unsafe { super::free_from(heap, span, block.cast()) };
-    }
-
-    /// The thread exit of `heap`'s thread: its spans go to the execution's
-    /// abandoned set (`Heap::abandon`).
-    ///
-    /// # Safety
-    ///
-    /// The caller owns `heap` and uses it no more (until it allocates
-    /// again, as a pooled heap would be reused).
-    pub(crate) unsafe fn abandon(heap: *mut Heap) {
-        // SAFETY: caller.
-        unsafe { Heap::abandon(heap, abandoned::global()) };
-    }
-
-    /// The purge timer's sweep of the execution's abandoned set.
-    pub(crate) fn sweep() {
-        abandoned::global().sweep();
-    }
-
-    /// Whether `span` is on the abandoned list of class 0.
-    pub(crate) fn abandoned(span: *mut Span) -> bool {
-        abandoned::global().listed(0).contains(&span)
-    }
-
-    /// The start of `Heap::alloc_slow`: rescue full spans if a remote
-    /// free flagged them. Returns whether it did.
-    ///
-    /// # Safety
-    ///
-    /// The caller owns `heap`.
-    pub(crate) unsafe fn rescue_if_pending(heap: *mut Heap) -> bool {
-        // SAFETY: caller.
-        unsafe {
-            if (*heap).owner.full_pending.swap(false, Acquire) {
-                Heap::rescue_full(heap);
-                return true;
-            }
-        }
-        false
-    }
-
-    /// Whether `span` is on `heap`'s current (`Some(true)`) or full
-    /// (`Some(false)`) list of class 0, or on neither.
-    ///
-    /// # Safety
-    ///
-    /// The caller owns `heap`.
-    pub(crate) unsafe fn listed(heap: *mut Heap, span: *mut Span) -> Option<bool> {
-        // SAFETY: caller: the lists are ours.
-        unsafe {
-            for (head, current) in [((*heap).current[0], true), ((*heap).full[0], false)] {
-                let mut s = head;
-                while !s.is_null() && s != span::empty() {
-                    if s == span {
-                        return Some(current);
-                    }
-                    s = (*s).next;
-                }
-            }
-        }
-        None
-    }
-
-    /// What a model checks of a span after its threads joined: (kind,
-    /// `used`, blocks on `free`, blocks on `thread_free`, `remote_inflight`,
-    /// released, discarded).
-    ///
-    /// # Safety
-    ///
-    /// `span` came from [`new_span`]; the caller is its owner (remote
-    /// freers may still run: their accesses are atomic) or the only thread.
-    pub(crate) unsafe fn observe(span: *mut Span) -> (u32, u32, u32, u32, u32, bool, bool) {
-        let count = |mut b: *mut Block| {
-            let mut n = 0;
-            while !b.is_null() {
-                n += 1;
-                // SAFETY: blocks of a quiescent span's lists.
-                b = unsafe { (*b).next };
-            }
-            n
-        };
-        // SAFETY: caller; the cells are read through loom.
-        unsafe {
-            (
-                (*span).state.load(Acquire) & span::KIND,
-                (*span).used,
-                if (*span).discarded.with(|d| *d) { 0 } else { count((*span).free) },
-                count((*span).thread_free.load(Acquire)),
-                (*span).remote_inflight.load(Acquire),
-                (*span).released.with(|r| *r),
-                (*span).discarded.with(|d| *d),
-            )
-        }
-    }
 }

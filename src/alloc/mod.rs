@@ -28,7 +28,7 @@
 pub(crate) mod abandoned;
 mod accounting;
 mod direct;
-pub(crate) mod heap;
+mod heap;
 #[cfg(loom)]
 pub(crate) mod model;
 mod purge;
