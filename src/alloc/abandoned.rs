@@ -28,9 +28,8 @@ use core::cell::UnsafeCell;
 use core::ptr;
 use core::sync::atomic::Ordering::*;
 
-use super::heap::{release, Heap};
 use super::size_class::CLASSES;
-use super::span::{self, Span};
+use super::span::{self, Owner, Span};
 use crate::sync::{SpinGuard, SpinLock};
 
 /// The abandoned spans of every class, and their lock (AB-1).
@@ -102,9 +101,10 @@ impl Abandoned {
     }
 
     /// Adopts an abandoned span of `class` with a free block (or room to
-    /// bump one) for `heap`, releasing empty ones on the way. Looks at no
+    /// bump one) for the heap whose id is `owner`, releasing empty ones on
+    /// the way. Looks at no
     /// more than 16 spans, so an allocation never walks a long list.
-    pub(crate) fn adopt(&self, class: usize, heap: *mut Heap) -> Option<*mut Span> {
+    pub(crate) fn adopt(&self, class: usize, owner: *mut Owner) -> Option<*mut Span> {
         let _locked = self.lock.lock();
         // SAFETY: the lists and their spans are ours under the lock (AB-1).
         unsafe {
@@ -117,14 +117,14 @@ impl Abandoned {
                 match settle(span) {
                     Settled::Release => {
                         span::unlink(list, span, ptr::null_mut());
-                        release(span);
+                        Span::release(span);
                     }
                     Settled::Live if !(*span).free.is_null() || (*span).bump < (*span).capacity => {
                         span::unlink(list, span, ptr::null_mut());
                         // Release: the adopter's thread, which alone reads
-                        // `owner == heap` as "mine", is us; others see a
+                        // `owner` as "mine", is us; others see a
                         // foreign owner and free remotely (span INV-3).
-                        (*span).owner.store(heap, Release);
+                        (*span).owner.store(owner, Release);
                         return Some(span);
                     }
                     Settled::Stolen | Settled::Live => {}
@@ -147,7 +147,7 @@ impl Abandoned {
                     let next = (*span).next;
                     if settle(span) == Settled::Release {
                         span::unlink(list, span, ptr::null_mut());
-                        release(span);
+                        Span::release(span);
                     }
                     span = next;
                 }
@@ -217,7 +217,7 @@ impl Locked<'_> {
                 Span::unpark(span);
             }
             match settle(span) {
-                Settled::Release => release(span),
+                Settled::Release => Span::release(span),
                 Settled::Stolen | Settled::Live => {
                     let lists = &mut *self.set.lists.get();
                     span::push_front(&mut lists[(*span).class as usize], span, ptr::null_mut());

@@ -26,13 +26,16 @@
 //!   allocator lock before the fork and release them in both processes.
 
 pub(crate) mod abandoned;
+mod accounting;
 mod direct;
-pub(crate) mod heap;
+mod heap;
 #[cfg(loom)]
 pub(crate) mod model;
 mod purge;
+mod remote;
 mod size_class;
 mod span;
+mod thread;
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::{self, NonNull};
@@ -45,7 +48,7 @@ use crate::page_heap::{self, Release};
 /// Bytes of spans `DiscardAlloc` holds for strong allocations (0 when it is
 /// not the global allocator and unused).
 pub(crate) fn strong_bytes() -> usize {
-    heap::IN_USE.load(Relaxed)
+    accounting::IN_USE.load(Relaxed)
 }
 
 /// Direct reclaims requested by allocating threads so far.
@@ -112,7 +115,7 @@ impl DiscardAlloc {
     /// A snapshot of the accounting.
     pub fn stats() -> AllocStats {
         let heap = page_heap::global().stats();
-        AllocStats { mapped: heap.mapped, in_use: heap::IN_USE.load(Relaxed), retained: heap.retained }
+        AllocStats { mapped: heap.mapped, in_use: accounting::IN_USE.load(Relaxed), retained: heap.retained }
     }
 
     /// Serves `size` bytes aligned to `align` (any power of two below the
@@ -121,7 +124,7 @@ impl DiscardAlloc {
     fn allocate(size: usize, align: usize, zeroed: bool) -> *mut u8 {
         if size <= SMALL_MAX && align <= CLASS_ALIGN_MAX {
             let class = if align <= 8 { class_of(size) } else { class_for(size, align) };
-            let p = heap::alloc(class);
+            let p = thread::alloc(class);
             if zeroed && !p.is_null() {
                 // SAFETY: a fresh block of at least `size` bytes.
                 unsafe { p.write_bytes(0, size) };
@@ -138,7 +141,7 @@ impl DiscardAlloc {
         let pages = size.div_ceil(page).max(1);
         match heap.alloc_span_aligned(pages, align.max(page), zeroed) {
             Ok(p) => {
-                heap::IN_USE.fetch_add(pages * page, Relaxed);
+                accounting::IN_USE.fetch_add(pages * page, Relaxed);
                 direct::after_growth();
                 p.as_ptr()
             }
@@ -155,12 +158,11 @@ impl DiscardAlloc {
     unsafe fn release(p: *mut u8, small: Option<*mut Span>) {
         match small {
             // SAFETY: forwarded: `p` is a live block of `span`.
-            Some(span) => unsafe { heap::free(span, p) },
+            Some(span) => unsafe { thread::free(span, p) },
             None => {
                 // SAFETY: forwarded: `p` is the start of a live large span.
                 let bytes = unsafe { page_heap::global().free_span(NonNull::new_unchecked(p), Release::Retain) };
-                heap::IN_USE.fetch_sub(bytes, Relaxed);
-                heap::NEED_PURGE.store(true, Relaxed);
+                accounting::returned(bytes);
             }
         }
         purge::maybe_start();
@@ -300,7 +302,7 @@ unsafe impl GlobalAlloc for DiscardAlloc {
                 }
                 // SAFETY: as above; growing keeps the start and contents.
                 if new_pages * page > old_bytes && unsafe { heap.try_grow(NonNull::new_unchecked(p), new_pages) } {
-                    heap::IN_USE.fetch_add(new_pages * page - old_bytes, Relaxed);
+                    accounting::IN_USE.fetch_add(new_pages * page - old_bytes, Relaxed);
                     direct::after_growth();
                     return p;
                 }

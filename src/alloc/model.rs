@@ -1,12 +1,12 @@
 //! The allocator as the loom models in `loom-tests/` drive it
 //! (`crate::__loom::ClassSpans`): thread heaps and class spans built in
-//! model memory, run through the shipped functions (`heap::model`).
+//! model memory, run through the shipped functions (`shipped` below).
 //!
 //! Owns nothing the allocator uses; compiled only under `cfg(loom)`. Must
 //! never be a second implementation of a protocol: every operation here
 //! calls the code that ships.
 
-use super::heap::{model, Heap};
+use super::heap::Heap;
 use super::span::Span;
 
 /// The allocator's span protocols (`alloc/span.rs` INV-1..5,
@@ -85,8 +85,8 @@ impl ClassSpans {
     /// free list), on no list. Call inside the model (the headers hold loom
     /// objects).
     pub fn new(heaps: usize, spans: &[(u32, u32)]) -> Self {
-        let heaps: Vec<_> = (0..heaps.max(1)).map(|_| model::new_heap()).collect();
-        let spans = spans.iter().map(|&(capacity, live)| model::new_span(heaps[0], capacity, live)).collect();
+        let heaps: Vec<_> = (0..heaps.max(1)).map(|_| shipped::new_heap()).collect();
+        let spans = spans.iter().map(|&(capacity, live)| shipped::new_span(heaps[0], capacity, live)).collect();
         Self { heaps, spans }
     }
 
@@ -94,21 +94,21 @@ impl ClassSpans {
     pub fn make_current(&self, i: usize) {
         // SAFETY: setup, before the model's threads start; the span is on
         // no list (the model's duty).
-        unsafe { model::make_current(self.heaps[0], self.spans[i]) }
+        unsafe { shipped::make_current(self.heaps[0], self.spans[i]) }
     }
 
     /// A thread without a heap frees block `block` of span `i` (`free`'s
     /// remote branch).
     pub fn free_remote(&self, i: usize, block: usize) {
         // SAFETY: the model frees each live block once.
-        unsafe { model::free_remote(self.spans[i], model::block(self.spans[i], block)) }
+        unsafe { shipped::free_remote(self.spans[i], shipped::block(self.spans[i], block)) }
     }
 
     /// Heap `h`'s thread frees block `block` of span `i` (`free`: the
     /// local path if `h` owns the span, else the remote one).
     pub fn free(&self, h: usize, i: usize, block: usize) {
         // SAFETY: the model frees each live block once, on `h`'s thread.
-        unsafe { model::free_from(self.heaps[h], self.spans[i], model::block(self.spans[i], block)) }
+        unsafe { shipped::free_from(self.heaps[h], self.spans[i], shipped::block(self.spans[i], block)) }
     }
 
     /// Heap 0's owner makes span `i` current (`Heap::push_current`),
@@ -116,7 +116,7 @@ impl ClassSpans {
     /// quiescent.
     pub fn push_current(&self, i: usize) {
         // SAFETY: heap 0's thread only (the model's duty).
-        unsafe { model::push_current(self.heaps[0], self.spans[i]) }
+        unsafe { shipped::push_current(self.heaps[0], self.spans[i]) }
     }
 
     /// Heap 0's refill turn on span `i`, the head of its current list
@@ -124,37 +124,37 @@ impl ClassSpans {
     /// `None` if it parked the span.
     pub fn take_or_park(&self, i: usize) -> Option<usize> {
         // SAFETY: heap 0's thread only (the model's duty).
-        let block = unsafe { model::take_or_park(self.heaps[0], self.spans[i]) };
-        (!block.is_null()).then(|| model::block_index(self.spans[i], block))
+        let block = unsafe { shipped::take_or_park(self.heaps[0], self.spans[i]) };
+        (!block.is_null()).then(|| shipped::block_index(self.spans[i], block))
     }
 
     /// Heap `h`'s `alloc_slow` prologue: rescues full spans if flagged.
     pub fn rescue_if_pending(&self, h: usize) -> bool {
         // SAFETY: heap `h`'s thread only (the model's duty).
-        unsafe { model::rescue_if_pending(self.heaps[h]) }
+        unsafe { shipped::rescue_if_pending(self.heaps[h]) }
     }
 
     /// Heap `h`'s `alloc_slow`: (span, block) it handed out, or `None`.
     pub fn alloc(&self, h: usize) -> Option<(usize, usize)> {
         // SAFETY: heap `h`'s thread only (the model's duty).
-        let block = unsafe { model::alloc_slow(self.heaps[h]) };
+        let block = unsafe { shipped::alloc_slow(self.heaps[h]) };
         if block.is_null() {
             return None;
         }
-        let i = self.spans.iter().position(|&s| model::contains(s, block)).expect("a block of no model span");
-        Some((i, model::block_index(self.spans[i], block)))
+        let i = self.spans.iter().position(|&s| shipped::contains(s, block)).expect("a block of no model span");
+        Some((i, shipped::block_index(self.spans[i], block)))
     }
 
     /// Heap `h`'s thread exits: its spans are abandoned (`Heap::abandon`).
     pub fn exit(&self, h: usize) {
         // SAFETY: heap `h`'s thread only, after its last allocation (the
         // model's duty).
-        unsafe { model::abandon(self.heaps[h]) }
+        unsafe { shipped::abandon(self.heaps[h]) }
     }
 
     /// The purge timer's sweep of the abandoned spans.
     pub fn sweep(&self) {
-        model::sweep();
+        shipped::sweep();
     }
 
     /// Span `i` as seen after the model's threads joined.
@@ -162,14 +162,14 @@ impl ClassSpans {
         let span = self.spans[i];
         // SAFETY: the threads joined, or the caller owns the span (the
         // model's duty).
-        let (kind, used, free, remote, inflight, released, discarded) = unsafe { model::observe(span) };
+        let (kind, used, free, remote, inflight, released, discarded) = unsafe { shipped::observe(span) };
         // SAFETY: as above.
-        let owner_ptr = unsafe { model::owner(span) };
+        let owner_ptr = unsafe { shipped::owner(span) };
         let owner = self.heaps.iter().position(|&h| h == owner_ptr);
-        let mut listed = if model::abandoned(span) { Listed::Abandoned } else { Listed::Nowhere };
+        let mut listed = if shipped::abandoned(span) { Listed::Abandoned } else { Listed::Nowhere };
         for (h, &heap) in self.heaps.iter().enumerate() {
             // SAFETY: as above.
-            match unsafe { model::listed(heap, span) } {
+            match unsafe { shipped::listed(heap, span) } {
                 Some(true) => listed = Listed::Current(h),
                 Some(false) => listed = Listed::Full(h),
                 None => {}
@@ -183,11 +183,258 @@ impl Drop for ClassSpans {
     fn drop(&mut self) {
         for &span in &self.spans {
             // SAFETY: nothing uses the spans any more.
-            unsafe { model::drop_span(span) };
+            unsafe { shipped::drop_span(span) };
         }
         for &heap in &self.heaps {
             // SAFETY: nothing uses the heaps any more.
-            unsafe { model::drop_heap(heap) };
+            unsafe { shipped::drop_heap(heap) };
+        }
+    }
+}
+
+/// The protocols' entry points for [`ClassSpans`]: a heap and class spans
+/// built in model memory, driven through the shipped functions without TLS.
+mod shipped {
+    use core::ptr::NonNull;
+    use core::sync::atomic::Ordering::*;
+
+    use super::super::abandoned;
+    use super::super::heap::{self, Heap};
+    use super::super::remote;
+    use super::super::size_class::span_bytes;
+    use super::super::span::{self, Block, Span};
+
+    /// A fresh heap with no spans, in a `Box` the caller frees with
+    /// [`drop_heap`].
+    pub(crate) fn new_heap() -> *mut Heap {
+        Box::into_raw(Box::new(Heap::new()))
+    }
+
+    /// Frees a heap from [`new_heap`].
+    ///
+    /// # Safety
+    ///
+    /// `heap` came from [`new_heap`] and is used no more.
+    pub(crate) unsafe fn drop_heap(heap: *mut Heap) {
+        // SAFETY: caller.
+        drop(unsafe { Box::from_raw(heap) });
+    }
+
+    /// A span of class 0 owned by `heap`, in model memory, holding
+    /// `capacity` blocks of which `live` are handed out (the first `live`;
+    /// the rest are on its free list); not on any list.
+    pub(crate) fn new_span(heap: *mut Heap, capacity: u32, live: u32) -> *mut Span {
+        let bytes = span_bytes(0);
+        let layout = std::alloc::Layout::from_size_align(bytes, bytes).expect("span layout");
+        // SAFETY: a non-zero size.
+        let base = NonNull::new(unsafe { std::alloc::alloc_zeroed(layout) }).expect("loom model: out of memory");
+        // SAFETY: fresh memory of the class's span size and alignment.
+        let span = unsafe { Span::init(base, 0, Heap::id(heap)) };
+        // SAFETY: the span is ours; `extend` hands out the first `capacity`
+        // blocks onto `free`, then we take the first `live` off it.
+        unsafe {
+            (*span).capacity = capacity;
+            Span::extend(span);
+            for _ in 0..live {
+                let block = (*span).free;
+                (*span).free = (*block).next;
+                (*span).used += 1;
+            }
+        }
+        span
+    }
+
+    /// Frees a span from [`new_span`] (its memory; loom's objects in it
+    /// belong to the execution).
+    ///
+    /// # Safety
+    ///
+    /// `span` came from [`new_span`] and is used no more.
+    pub(crate) unsafe fn drop_span(span: *mut Span) {
+        let bytes = span_bytes(0);
+        let layout = std::alloc::Layout::from_size_align(bytes, bytes).expect("span layout");
+        // SAFETY: allocated in `new_span` with this layout.
+        unsafe { std::alloc::dealloc(span.cast(), layout) };
+    }
+
+    /// The `i`th block of `span`.
+    pub(crate) fn block(span: *mut Span, i: usize) -> *mut Block {
+        // SAFETY: in bounds of the span (the model's spans are class 0).
+        unsafe { span.cast::<u8>().add(span::HEADER_BYTES + i * (*span).block_size as usize).cast() }
+    }
+
+    /// The index of `block` in `span`.
+    pub(crate) fn block_index(span: *mut Span, block: *mut Block) -> usize {
+        // SAFETY: the span's header is live (model memory).
+        let size = unsafe { (*span).block_size } as usize;
+        (block as usize - span as usize - span::HEADER_BYTES) / size
+    }
+
+    /// Whether `block` lies in `span`.
+    pub(crate) fn contains(span: *mut Span, block: *mut Block) -> bool {
+        (span as usize..span as usize + span_bytes(0)).contains(&(block as usize))
+    }
+
+    /// The span's owner (null while abandoned).
+    ///
+    /// # Safety
+    ///
+    /// `span` came from [`new_span`].
+    pub(crate) unsafe fn owner(span: *mut Span) -> *mut Heap {
+        // SAFETY: caller; an atomic load.
+        unsafe { (*span).owner.load(Acquire).cast() }
+    }
+
+    /// Makes `span` the head of `heap`'s current list of class 0.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns `heap` and `span`, which is on no list.
+    pub(crate) unsafe fn make_current(heap: *mut Heap, span: *mut Span) {
+        // SAFETY: caller.
+        unsafe { span::push_front(&mut (*heap).current[0], span, span::empty()) };
+    }
+
+    /// `free`'s remote branch (a thread that does not own the span).
+    ///
+    /// # Safety
+    ///
+    /// `block` is a live block of `span`, freed once.
+    pub(crate) unsafe fn free_remote(span: *mut Span, block: *mut Block) {
+        // SAFETY: caller.
+        unsafe { remote::free_remote(span, block) };
+    }
+
+    /// `Heap::push_current`: the owner makes `span` current, collecting
+    /// the displaced head and releasing it if it is empty and quiescent.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns `heap` and `span`, which is on no list.
+    pub(crate) unsafe fn push_current(heap: *mut Heap, span: *mut Span) {
+        // SAFETY: caller.
+        unsafe { Heap::push_current(heap, 0, span) };
+    }
+
+    /// One turn of `Heap::alloc_slow`'s loop on `span`, the head of the
+    /// current list of class 0 (`Heap::take_or_park`): a block, or null
+    /// after parking the span.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns `heap`; `span` heads its current list of class 0.
+    pub(crate) unsafe fn take_or_park(heap: *mut Heap, span: *mut Span) -> *mut Block {
+        // SAFETY: caller.
+        unsafe { Heap::take_or_park(heap, span).cast() }
+    }
+
+    /// `Heap::alloc_slow` for class 0: rescue, refill from the current
+    /// spans, else adopt an abandoned span (the models' page source is
+    /// empty, so null when there is none).
+    ///
+    /// # Safety
+    ///
+    /// The caller owns `heap`.
+    pub(crate) unsafe fn alloc_slow(heap: *mut Heap) -> *mut Block {
+        // SAFETY: caller.
+        unsafe { Heap::alloc_slow(heap, 0).cast() }
+    }
+
+    /// `free` by the thread owning `heap` (null: a thread without one).
+    ///
+    /// # Safety
+    ///
+    /// `block` is a live block of `span`, freed once; `heap` is the calling
+    /// thread's in the model.
+    pub(crate) unsafe fn free_from(heap: *mut Heap, span: *mut Span, block: *mut Block) {
+        // SAFETY: caller.
+        unsafe { heap::free_from(heap, span, block.cast()) };
+    }
+
+    /// The thread exit of `heap`'s thread: its spans go to the execution's
+    /// abandoned set (`Heap::abandon`).
+    ///
+    /// # Safety
+    ///
+    /// The caller owns `heap` and uses it no more (until it allocates
+    /// again, as a pooled heap would be reused).
+    pub(crate) unsafe fn abandon(heap: *mut Heap) {
+        // SAFETY: caller.
+        unsafe { Heap::abandon(heap, abandoned::global()) };
+    }
+
+    /// The purge timer's sweep of the execution's abandoned set.
+    pub(crate) fn sweep() {
+        abandoned::global().sweep();
+    }
+
+    /// Whether `span` is on the abandoned list of class 0.
+    pub(crate) fn abandoned(span: *mut Span) -> bool {
+        abandoned::global().listed(0).contains(&span)
+    }
+
+    /// The start of `Heap::alloc_slow`: rescue full spans if a remote
+    /// free flagged them. Returns whether it did.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns `heap`.
+    pub(crate) unsafe fn rescue_if_pending(heap: *mut Heap) -> bool {
+        // SAFETY: caller.
+        unsafe { Heap::rescue_if_pending(heap) }
+    }
+
+    /// Whether `span` is on `heap`'s current (`Some(true)`) or full
+    /// (`Some(false)`) list of class 0, or on neither.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns `heap`.
+    pub(crate) unsafe fn listed(heap: *mut Heap, span: *mut Span) -> Option<bool> {
+        // SAFETY: caller: the lists are ours.
+        unsafe {
+            for (head, current) in [((*heap).current[0], true), ((*heap).full[0], false)] {
+                let mut s = head;
+                while !s.is_null() && s != span::empty() {
+                    if s == span {
+                        return Some(current);
+                    }
+                    s = (*s).next;
+                }
+            }
+        }
+        None
+    }
+
+    /// What a model checks of a span after its threads joined: (kind,
+    /// `used`, blocks on `free`, blocks on `thread_free`, `remote_inflight`,
+    /// released, discarded).
+    ///
+    /// # Safety
+    ///
+    /// `span` came from [`new_span`]; the caller is its owner (remote
+    /// freers may still run: their accesses are atomic) or the only thread.
+    pub(crate) unsafe fn observe(span: *mut Span) -> (u32, u32, u32, u32, u32, bool, bool) {
+        let count = |mut b: *mut Block| {
+            let mut n = 0;
+            while !b.is_null() {
+                n += 1;
+                // SAFETY: blocks of a quiescent span's lists.
+                b = unsafe { (*b).next };
+            }
+            n
+        };
+        // SAFETY: caller; the cells are read through loom.
+        unsafe {
+            (
+                (*span).state.load(Acquire) & span::KIND,
+                (*span).used,
+                if (*span).discarded.with(|d| *d) { 0 } else { count((*span).free) },
+                count((*span).thread_free.load(Acquire)),
+                (*span).remote_inflight.load(Acquire),
+                (*span).released.with(|r| *r),
+                (*span).discarded.with(|d| *d),
+            )
         }
     }
 }

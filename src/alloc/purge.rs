@@ -14,7 +14,7 @@ use core::ffi::c_void;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 use core::time::Duration;
 
-use super::heap;
+use super::accounting::NEED_PURGE;
 use crate::os;
 use crate::page_heap;
 
@@ -31,14 +31,14 @@ static LAST_RELEASE_NS: AtomicU64 = AtomicU64::new(0);
 /// only where no allocator lock is held.
 #[inline]
 pub(crate) fn maybe_start() {
-    if heap::NEED_PURGE.load(Relaxed) {
+    if NEED_PURGE.load(Relaxed) {
         note_release();
     }
 }
 
 #[cold]
 fn note_release() {
-    heap::NEED_PURGE.store(false, Relaxed);
+    NEED_PURGE.store(false, Relaxed);
     LAST_RELEASE_NS.store(os::now_ns(), Relaxed);
     start();
 }

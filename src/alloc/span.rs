@@ -25,8 +25,9 @@
 //! - `thread_free` is a Treiber stack: any thread pushes, only the owner
 //!   (or the lock holder of an abandoned span) takes it whole with a swap,
 //!   so there is no ABA (INV-2);
-//! - `owner` equals a heap's address only while that heap's thread owns the
-//!   span (INV-3).
+//! - `owner` equals a heap's [`Owner`] id only while that heap's thread owns
+//!   the span (INV-3). The span knows no more of its heap than that id and
+//!   the pending flag in it, which a remote freer raises.
 //!
 //! - INV-5: a remote freer still reads and writes the header after its
 //!   block is published (the pending count, the state, a steal), so it
@@ -39,22 +40,26 @@
 //! two model cells (`released`, `discarded`), so `loom-tests/`
 //! (`remote_free`, `abandon`) checks INV-4 and INV-5 on this code.
 //!
-//! Must never: allocate, lock, or panic (the global allocator runs it).
+//! Must never: allocate, take a lock other than the page heap's (which
+//! [`Span::release`] takes), or panic (the global allocator runs it).
 
 use core::ptr::{self, NonNull};
 use core::sync::atomic::Ordering::*;
 
 use crate::sync::fence;
 #[cfg(not(loom))]
-use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64};
 
 // Under loom the header's atomics are loom's, so the models in `loom-tests/`
 // check the remote-free protocol on this very code.
 #[cfg(loom)]
-use crate::sync::{AtomicPtr, AtomicU32, AtomicU64};
+use crate::sync::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64};
 
-use super::heap::Heap;
+#[cfg(not(loom))]
+use super::accounting;
 use super::size_class::{block_size, span_bytes, CLASS_ALIGN_MAX};
+#[cfg(not(loom))]
+use crate::page_heap;
 
 /// State kind: the owner allocates from it or may.
 pub(crate) const ACTIVE: u32 = 0;
@@ -68,6 +73,25 @@ pub(crate) const KIND: u32 = 3;
 /// belongs to a busy owner, which will take it back itself: stealing it
 /// would only trade a refill for an `madvise` and page faults.
 pub(crate) const STEAL_AFTER_NS: u64 = 20_000_000;
+
+/// A span's owner as the span sees it: an id compared by address (INV-3),
+/// and the owner's pending flag. A heap embeds one as its first field; its
+/// address is the heap's id, and a remote freer reaches nothing of the heap
+/// but this flag.
+#[repr(C)]
+pub(crate) struct Owner {
+    /// Set by a remote free into one of the owner's full spans. (A loom
+    /// atomic under loom, so the models see the remote freer's hand-over
+    /// to the owner.)
+    pub(crate) full_pending: AtomicBool,
+}
+
+impl Owner {
+    /// An owner with nothing pending.
+    pub(crate) fn new() -> Self {
+        Self { full_pending: AtomicBool::new(false) }
+    }
+}
 
 /// A free block: its first word links to the next.
 #[repr(C)]
@@ -104,8 +128,8 @@ pub(crate) struct Span {
     /// Neighbours in the owner's (or the abandoned) list.
     pub(crate) next: *mut Span,
     pub(crate) prev: *mut Span,
-    /// The owning heap, or null while abandoned.
-    pub(crate) owner: AtomicPtr<Heap>,
+    /// The owning heap's id, or null while abandoned.
+    pub(crate) owner: AtomicPtr<Owner>,
     /// Kind ([`ACTIVE`], [`PARKED`], [`STOLEN`]) in the low bits, park epoch
     /// above (INV-4).
     pub(crate) state: AtomicU32,
@@ -212,7 +236,7 @@ impl Span {
     /// # Safety
     ///
     /// `base` must be a fresh page-heap span of that size, owned by the caller.
-    pub(crate) unsafe fn init(base: NonNull<u8>, class: usize, owner: *mut Heap) -> *mut Span {
+    pub(crate) unsafe fn init(base: NonNull<u8>, class: usize, owner: *mut Owner) -> *mut Span {
         let span = base.as_ptr().cast::<Span>();
         let size = block_size(class);
         let capacity = (span_bytes(class) - HEADER_BYTES) / size;
@@ -409,6 +433,43 @@ impl Span {
             }
         }
     }
+
+    /// Gives a span with no live block back to the page heap.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns `span`, it is on no list, and none of its blocks is live.
+    #[cfg(not(loom))]
+    pub(crate) unsafe fn release(span: *mut Span) {
+        // SAFETY: the caller owns the span and its memory is unused.
+        let bytes = unsafe {
+            let bytes = span_bytes((*span).class as usize);
+            let base = NonNull::new_unchecked(span.cast::<u8>());
+            page_heap::global().tag(base, bytes, false);
+            page_heap::global().free_span(base, page_heap::Release::Retain);
+            bytes
+        };
+        accounting::returned(bytes);
+    }
+
+    /// Under loom: the model's release, a write to the span's `released` cell
+    /// that loom checks against every remote freer's access (INV-5). The
+    /// memory stays the model's.
+    ///
+    /// # Safety
+    ///
+    /// As for the real `release`.
+    #[cfg(loom)]
+    pub(crate) unsafe fn release(span: *mut Span) {
+        // SAFETY: the model's cell; loom checks this write against the remote
+        // freers' reads.
+        unsafe {
+            (*span).released.with_mut(|r| {
+                assert!(!*r, "a span was released twice");
+                *r = true;
+            })
+        };
+    }
 }
 
 /// Unlinks `span` from the doubly linked list whose head is `*head` (a
@@ -451,5 +512,20 @@ pub(crate) unsafe fn push_front(head: *mut *mut Span, span: *mut Span, empty_hea
             (*old).prev = span;
         }
         *head = span;
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::super::size_class::CLASSES;
+    use super::*;
+
+    #[test]
+    fn spans_fit_blocks() {
+        for c in 0..CLASSES {
+            let span = span_bytes(c);
+            assert!(span.is_power_of_two() && span % (64 << 10) == 0);
+            assert!((span - HEADER_BYTES) / block_size(c) >= 7, "class {c}");
+        }
     }
 }

@@ -58,7 +58,8 @@ pub struct Block {
 }
 
 /// The size class of a small request: multiples of 16 up to 128, then four
-/// classes per doubling (at most 25 % internal waste).
+/// classes per doubling (at most 25 % internal waste). Coarser than the
+/// allocator's (`alloc/size_class.rs`): slots share pages that must empty to go back.
 fn class_of(size: usize) -> usize {
     debug_assert!(size <= SMALL_MAX);
     let size = size.max(1);

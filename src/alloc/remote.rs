@@ -1,0 +1,135 @@
+//! Remote frees: a block freed by a thread that does not own its span (or
+//! by a thread without a heap) goes onto the span's atomic `thread_free`
+//! list (span.rs INV-2). If the span is parked full, the freer steals it
+//! once it is empty and was parked long enough (span INV-4), and raises its
+//! owner's pending flag either way. Around its accesses to the header the
+//! freer counts itself in flight, so the owner never releases the span
+//! under it (span INV-5).
+//!
+//! Threads: any thread except the span's owner. Under `cfg(loom)` every
+//! access to the header is checked against the span's release, and the
+//! steal clock is a counter (`loom-tests/`, `remote_free`).
+//!
+//! Must never: allocate, lock, or panic (the global allocator runs it).
+
+#[cfg(not(loom))]
+use core::ptr::NonNull;
+use core::sync::atomic::Ordering::*;
+
+#[cfg(not(loom))]
+use super::size_class::span_bytes;
+use super::span::{self, Block, Span};
+#[cfg(not(loom))]
+use crate::os;
+#[cfg(not(loom))]
+use crate::page_heap;
+
+/// The remote branch of `heap::free_from`: `block` of `span` freed by a thread
+/// that does not own the span.
+///
+/// # Safety
+///
+/// `block` must be a live block handed out from `span`.
+#[inline(always)]
+pub(super) unsafe fn free_remote(span: *mut Span, block: *mut Block) {
+    // SAFETY: the span outlives its live blocks, and stays unreleased until
+    // our last access to its header (span INV-5).
+    unsafe {
+        #[cfg(loom)]
+        touched(span);
+        // Counted in flight before the block is published, out after the
+        // last access to the header: the owner never releases the span in
+        // between (span INV-5).
+        (*span).remote_inflight.fetch_add(1, SeqCst);
+        Span::push_remote(span, block);
+        // The broken variant leaves right after publishing: the state load
+        // and a steal then race with the span's release.
+        #[cfg(discardable_broken_inflight)]
+        (*span).remote_inflight.fetch_sub(1, Release);
+        #[cfg(loom)]
+        touched(span);
+        let state = (*span).state.load(SeqCst);
+        #[cfg(loom)]
+        touched(span);
+        if state & span::KIND == span::PARKED {
+            remote_free_to_parked(span, state);
+        }
+        #[cfg(loom)]
+        touched(span);
+        #[cfg(not(discardable_broken_inflight))]
+        (*span).remote_inflight.fetch_sub(1, Release);
+    }
+}
+
+/// Loom models only: a remote freer's access to the header of `span`,
+/// checked against the span's release (span INV-5).
+///
+/// # Safety
+///
+/// `span` points to a span header (the models never unmap one).
+#[cfg(loom)]
+unsafe fn touched(span: *mut Span) {
+    // SAFETY: a read of the model's cell; loom checks it against the write
+    // in `release`.
+    unsafe { (*span).released.with(|r| assert!(!*r, "a remote freer touched a released span")) };
+}
+
+// Monotonic time in nanoseconds; under loom a counter that advances by
+// `span::STEAL_AFTER_NS` per call (invisible to loom), so every steal is
+// old enough.
+#[cfg(not(loom))]
+pub(super) use crate::os::now_ns;
+#[cfg(loom)]
+pub(super) fn now_ns() -> u64 {
+    static CLOCK: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+    CLOCK.fetch_add(span::STEAL_AFTER_NS, Relaxed) + span::STEAL_AFTER_NS
+}
+
+/// A remote free hit a parked span: steal it if the span is now empty and
+/// was parked a while ago, and tell the owner either way.
+///
+/// # Safety
+///
+/// `span` is a live class span whose block we just pushed.
+#[cold]
+unsafe fn remote_free_to_parked(span: *mut Span, parked: u32) {
+    // SAFETY: the span is live until released, which needs the owner to
+    // see `full_pending` or STOLEN, both after this function's writes.
+    unsafe {
+        // `parked_used` and `parked_at` were written before the SeqCst store
+        // of `parked`, which our load of it acquired. The pending count is
+        // read now, after that load: a count from before a re-park could be
+        // stale, but then the epoch in `parked` no longer matches and the
+        // CAS fails (span INV-4).
+        let empty = (*span).remote_pending.load(Acquire) == (*span).parked_used.load(Acquire);
+        #[cfg(loom)]
+        touched(span);
+        if empty
+            && now_ns().saturating_sub((*span).parked_at.load(Relaxed)) >= span::STEAL_AFTER_NS
+            && (*span).state.compare_exchange(parked, (parked & !span::KIND) | span::STOLEN, AcqRel, Relaxed).is_ok()
+        {
+            #[cfg(loom)]
+            touched(span);
+            // Every block is free (span INV-4): give the block pages back
+            // now; the header page stays until the owner frees the span.
+            #[cfg(not(loom))]
+            {
+                let page = page_heap::global().page_size();
+                let bytes = span_bytes((*span).class as usize);
+                let first = NonNull::new_unchecked(span.cast::<u8>().add(page));
+                let _ = os::discard(first, bytes - page);
+            }
+            // The model's discard: a write the owner's `collect` checks.
+            #[cfg(loom)]
+            (*span).discarded.with_mut(|d| *d = true);
+        }
+        #[cfg(loom)]
+        touched(span);
+        let owner = (*span).owner.load(Acquire);
+        if !owner.is_null() {
+            // Heaps are never unmapped (pooled), so a stale owner is at worst
+            // a spurious wake-up.
+            (*owner).full_pending.store(true, Release);
+        }
+    }
+}
