@@ -6,7 +6,7 @@
 //! managers notice that their thread is gone and restart it.
 //!
 //! (The global allocator's own locks have their own fork handlers, in
-//! `alloc::heap`.)
+//! `alloc::thread`.)
 //!
 //! Must never: be taken from the allocator's path (it is a parking_lot lock).
 
