@@ -1,5 +1,6 @@
 //! Models of the allocator's remote-free protocol (src/alloc/span.rs INV-4,
-//! INV-5, and the remote branch of `heap::free`).
+//! INV-5, and the remote branch of `heap::free_from`, which `thread::free`
+//! calls).
 //!
 //! The spans and the heap are the shipped ones, built in model memory by
 //! [`ClassSpans`], whose header atomics (and the heap's `full_pending`) are
