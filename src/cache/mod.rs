@@ -63,6 +63,7 @@ mod flight;
 mod guard;
 mod hash;
 mod shard;
+mod sketch;
 mod stats;
 mod table;
 mod value;
@@ -131,6 +132,9 @@ struct Inner<K, S> {
     sink: u32,
     /// Serialises the capacity sweep; holds the hand's shard index.
     sweep: parking_lot::Mutex<usize>,
+    /// Admission when full (caches with a capacity only), sized by the
+    /// entries the cache held when it first filled up.
+    sketch: std::sync::OnceLock<sketch::Sketch>,
 }
 
 impl<K, V: ?Sized, S> core::fmt::Debug for Cache<K, V, S> {
@@ -186,6 +190,7 @@ where
                 counters: Counters::default(),
                 listener,
                 sweep: parking_lot::Mutex::new(0),
+                sketch: std::sync::OnceLock::new(),
             }
         });
         Self { inner, _value: PhantomData }
@@ -202,6 +207,12 @@ where
     /// [`Error::Layout`] or [`Error::Os`] if no memory could be had.
     pub fn insert(&self, key: K, value: &V) -> Result<(), Error> {
         let hash = self.inner.hasher.hash_one(&key);
+        let cost = value.__shape().0;
+        self.inner.fits(cost)?;
+        if !self.inner.admits(hash, cost, || self.contains_key(&key)) {
+            self.inner.reject(key);
+            return Ok(());
+        }
         let (entry, guard) = self.inner.create(value, hash)?;
         let mut removed = Removed::new();
         {
@@ -483,7 +494,9 @@ where
     pub fn stats(&self) -> CacheStats {
         let c = &self.inner.counters;
         let (mut dead, mut hits, mut misses) = (0, 0, 0);
-        let mut overhead = size_of::<Inner<K, S>>() + self.inner.shards.len() * size_of::<Shard<K>>();
+        let mut overhead = size_of::<Inner<K, S>>()
+            + self.inner.shards.len() * size_of::<Shard<K>>()
+            + self.inner.sketch.get().map_or(0, sketch::Sketch::heap_bytes);
         for shard in self.inner.shards.iter() {
             hits += shard.hits.load(Relaxed);
             misses += shard.misses.load(Relaxed);
@@ -531,11 +544,7 @@ impl<K, S: BuildHasher> Inner<K, S> {
     /// the discard sink. Returns the entry and the creator's pin.
     fn create<V: ?Sized + CacheValue>(&self, value: &V, hash: u64) -> Result<(Entry, CacheGuard<V>), Error> {
         let (size, align, meta) = value.__shape();
-        if let Some(capacity) = self.capacity {
-            if size > capacity {
-                return Err(Error::TooLarge { cost: size, capacity });
-            }
-        }
+        self.fits(size)?;
         let arena = self.manager.arena();
         let block = arena.store.alloc(size, align, false)?;
         // SAFETY: the block is fresh and ours, `size` bytes aligned to
@@ -546,6 +555,38 @@ impl<K, S: BuildHasher> Inner<K, S> {
         // hold the copy of `value` whose shape had `meta`.
         let guard = unsafe { CacheGuard::adopt(V::__from_raw(block.ptr, meta), header) };
         Ok((Entry::new(header, meta), guard))
+    }
+
+    /// [`Error::TooLarge`] for a value bigger than the whole capacity.
+    fn fits(&self, size: usize) -> Result<(), Error> {
+        match self.capacity {
+            Some(capacity) if size > capacity => Err(Error::TooLarge { cost: size, capacity }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Admission (`sketch.rs`): counts this request to store `hash` and
+    /// says whether to keep it. Always while the value fits, or if the key
+    /// is resident (`resident` is asked only when full); when full, only a
+    /// key asked for before, lately.
+    fn admits(&self, hash: u64, cost: usize, resident: impl FnOnce() -> bool) -> bool {
+        let Some(capacity) = self.capacity else { return true };
+        let full = self.counters.bytes.load(Relaxed).saturating_add(cost) > capacity;
+        let sketch = match self.sketch.get() {
+            Some(sketch) => sketch,
+            None if !full => return true,
+            None => self.sketch.get_or_init(|| sketch::Sketch::new(self.counters.entries.load(Relaxed))),
+        };
+        sketch.increment(hash);
+        !full || sketch.estimate(hash) >= 2 || resident()
+    }
+
+    /// Counts and reports a value the admission turned away.
+    /// It counts as inserted and at once discarded (to honour the capacity).
+    fn reject(&self, key: K) {
+        self.counters.inserts.fetch_add(1, Relaxed);
+        self.counters.discarded.fetch_add(1, Relaxed);
+        self.report(vec![(key, RemovalCause::Discarded)]);
     }
 
     /// Places a flight for `key` (absent from `map`) and returns its ticket.
@@ -668,8 +709,23 @@ impl<K, S: BuildHasher> Ticket<'_, K, S> {
         {
             let shard = inner.shard(self.hash);
             let mut map = shard.map.write();
-            match self.find(&map) {
-                Some(i) => map.fulfil(i, entry, &inner.counters),
+            // Waiters share the value: admit it whatever the sketch says
+            // (the map's placeholder and this ticket hold two references).
+            let waited = Arc::strong_count(&self.flight) > 2;
+            let found = self.find(&map);
+            let admitted = found.is_some() && (waited || inner.admits(self.hash, value.__shape().0, || false));
+            match found {
+                Some(i) if admitted => map.fulfil(i, entry, &inner.counters),
+                Some(i) => {
+                    // Turned away: the caller still gets the value it
+                    // computed (an orphan, freed after its last unpin).
+                    let item = map.table.remove(i).expect("the placeholder");
+                    // SAFETY: we own the fresh handle and drop it once, here.
+                    unsafe { inner.arena.drop_owner(entry.header) };
+                    inner.counters.inserts.fetch_add(1, Relaxed);
+                    inner.counters.discarded.fetch_add(1, Relaxed);
+                    removed.push((item.key, RemovalCause::Discarded));
+                }
                 // Overtaken by `insert`, `remove` or `clear`: the newer state
                 // stands; our guard keeps the value we computed (an orphan,
                 // freed after its last unpin).

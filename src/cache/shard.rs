@@ -48,7 +48,7 @@ pub(crate) struct Entry {
 
 /// The most visits an entry survives on past accesses: a key read often
 /// outlives a full sweep of fresh keys read once.
-pub(crate) const MAX_CREDIT: u8 = 3;
+pub(crate) const MAX_CREDIT: u8 = 15;
 
 impl Entry {
     pub(crate) fn new(header: NonNull<Header>, meta: usize) -> Self {

@@ -28,10 +28,13 @@ pub struct CacheStats {
     pub hits: u64,
     /// Lookups that found nothing (absent, or discarded).
     pub misses: u64,
-    /// Values stored (by `insert` and the `get_or_insert_with` family).
+    /// Values stored (by `insert` and the `get_or_insert_with` family),
+    /// including those a full cache turned away at once (also counted in
+    /// `discarded`).
     pub inserts: u64,
     /// Values that left because they were discarded: by the manager, or to
-    /// honour the capacity.
+    /// honour the capacity (including new keys a full cache did not admit:
+    /// it keeps a new key once it has been asked to store it before).
     pub discarded: u64,
     /// Values that left through `remove`, `clear` or a replacing insert.
     pub removed: u64,
