@@ -95,7 +95,7 @@ pub(crate) type Listener<K> = Box<dyn Fn(&K, RemovalCause) + Send + Sync>;
 const SWEEP_STEP: usize = 64;
 
 /// A concurrent, pressure-aware cache map from `K` to values of type `V`
-/// held in discardable memory. See the [module docs](self).
+/// held in discardable memory. See the [module docs](crate::cache).
 ///
 /// `V` is `[u8]`, `str`, any `T: Copy`, or `[T]` with `T: Copy`
 /// ([`CacheValue`]); values are copied in. Every method takes `&self`, and

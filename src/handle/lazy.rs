@@ -65,8 +65,8 @@ unsafe fn first_word<'a>(data: NonNull<u8>, i: usize) -> &'a AtomicU64 {
 /// As above (the page source checks that the span is still attached and
 /// its bytes not freed).
 #[cfg(loom)]
-unsafe fn first_word(data: NonNull<u8>, i: usize) -> crate::__loom::pages::Word {
-    crate::__loom::pages::word(data, i)
+unsafe fn first_word(data: NonNull<u8>, i: usize) -> crate::testing::loom::pages::Word {
+    crate::testing::loom::pages::word(data, i)
 }
 
 /// Loom models: `MADV_FREE` is recorded by the model's page source, whose
@@ -78,7 +78,7 @@ unsafe fn first_word(data: NonNull<u8>, i: usize) -> crate::__loom::pages::Word 
 #[cfg(loom)]
 unsafe fn offer_pages(data: NonNull<u8>, len: usize) -> Result<(), os::OsError> {
     let _replaced = os::offer; // named, so the loom build has no dead code
-    crate::__loom::pages::offer(data, len)
+    crate::testing::loom::pages::offer(data, len)
 }
 
 impl Header {
