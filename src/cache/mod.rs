@@ -254,17 +254,17 @@ where
         }
         match found {
             Some(Some(guard)) => {
-                shard.hits.fetch_add(1, Relaxed);
+                shard::tally(&shard.hits);
                 Some(guard)
             }
             Some(None) => {
                 // Discarded under us: take the key out now.
-                shard.misses.fetch_add(1, Relaxed);
+                shard::tally(&shard.misses);
                 self.remove_if_dead(hash, key);
                 None
             }
             None => {
-                shard.misses.fetch_add(1, Relaxed);
+                shard::tally(&shard.misses);
                 None
             }
         }
@@ -529,11 +529,14 @@ impl<K, S: BuildHasher> Inner<K, S> {
     /// Pins a live entry: a guard, or `None` if it was discarded.
     #[inline]
     fn pin<V: ?Sized + CacheValue>(&self, entry: &Entry) -> Option<CacheGuard<V>> {
+        // The value's line and the header's come from memory at once; the
+        // pin (a locked RMW) would otherwise hold the value's load back.
+        crate::os::prefetch(entry.data.as_ptr());
         let header = entry.header();
         if !header.pin(&self.arena) {
             return None;
         }
-        let ptr = V::__from_raw(header.data, entry.meta);
+        let ptr = V::__from_raw(entry.data, entry.meta);
         // SAFETY: we just took one pin for the guard; `data` holds the `V`
         // copied in at creation with this `meta`.
         Some(unsafe { CacheGuard::adopt(ptr, entry.header) })
@@ -554,7 +557,7 @@ impl<K, S: BuildHasher> Inner<K, S> {
         // SAFETY: born with one pin (ours), handed to the guard; the bytes
         // hold the copy of `value` whose shape had `meta`.
         let guard = unsafe { CacheGuard::adopt(V::__from_raw(block.ptr, meta), header) };
-        Ok((Entry::new(header, meta), guard))
+        Ok((Entry::new(header, block.ptr, meta), guard))
     }
 
     /// [`Error::TooLarge`] for a value bigger than the whole capacity.

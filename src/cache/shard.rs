@@ -37,6 +37,9 @@ use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering::*};
 pub(crate) struct Entry {
     /// The allocation's header; the map owns the handle.
     pub(crate) header: NonNull<Header>,
+    /// The value's first byte (the header's `data`, copied so that a lookup
+    /// can start fetching the value before the header's line arrives).
+    pub(crate) data: NonNull<u8>,
     /// Pointer metadata of the value (its slice length).
     pub(crate) meta: usize,
     /// The access counter the capacity sweep saw last.
@@ -51,8 +54,8 @@ pub(crate) struct Entry {
 pub(crate) const MAX_CREDIT: u8 = 15;
 
 impl Entry {
-    pub(crate) fn new(header: NonNull<Header>, meta: usize) -> Self {
-        Self { header, meta, seen: 0, credit: 0 }
+    pub(crate) fn new(header: NonNull<Header>, data: NonNull<u8>, meta: usize) -> Self {
+        Self { header, data, meta, seen: 0, credit: 0 }
     }
 
     /// The header: alive while the map owns the entry.
@@ -205,6 +208,15 @@ impl<K> Map<K> {
 /// Whether an item's value was discarded.
 fn is_dead<K>(item: &Item<K>) -> bool {
     matches!(&item.slot, Slot::Ready(entry) if entry.header().state.load().is_discarded())
+}
+
+/// Counts one lookup without a locked instruction (a load and a store):
+/// on the hit path a locked add would order every later load behind it.
+/// Two threads counting on one shard at the same instant may lose one
+/// count; the figures are statistics, not a protocol.
+#[inline(always)]
+pub(crate) fn tally(counter: &AtomicU64) {
+    counter.store(counter.load(Relaxed).wrapping_add(1), Relaxed);
 }
 
 /// A batch of discard notices for one shard.

@@ -24,9 +24,11 @@ pub enum RemovalCause {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CacheStats {
-    /// Lookups that found a live value.
+    /// Lookups that found a live value. Counted per shard without a locked
+    /// instruction (the hit path stays cheap), so threads hitting one shard
+    /// at the same instant may lose a count now and then.
     pub hits: u64,
-    /// Lookups that found nothing (absent, or discarded).
+    /// Lookups that found nothing (absent, or discarded); counted as `hits`.
     pub misses: u64,
     /// Values stored (by `insert` and the `get_or_insert_with` family),
     /// including those a full cache turned away at once (also counted in

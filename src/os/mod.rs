@@ -40,3 +40,19 @@ impl fmt::Display for OsError {
 }
 
 impl std::error::Error for OsError {}
+
+/// Hints the CPU to start loading the cache line at `ptr`: no read happens
+/// (nothing is observed, no fault is taken, the address need not be
+/// mapped), so it is allowed on bytes that are not pinned. Lets a lookup
+/// overlap the fetch of a value with the atomic that pins it.
+#[inline(always)]
+pub(crate) fn prefetch(ptr: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `prefetcht0` only hints the cache hierarchy; SSE is baseline
+    // on x86_64, and the instruction accepts any address.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(ptr.cast())
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = ptr;
+}
