@@ -84,6 +84,11 @@ static_assertions::assert_not_impl_any!(Discardable<u64>: Clone);
 static_assertions::assert_not_impl_any!(Discardable<core::cell::Cell<u8>>: Sync);
 static_assertions::assert_impl_all!(Pinned<'static, u64>: Send, Sync);
 
+/// README.md's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 #[cfg(loom)]
 #[doc(hidden)]
 pub use testing::loom as __loom;
