@@ -3,7 +3,9 @@
 //! background; the program notices at `upgrade()` and recomputes, while the
 //! hot set stays resident and memory stays bounded.
 //!
-//! Run with `cargo run --release --example demo`.
+//! Run with `cargo run --release --example demo`. It checks what it prints
+//! (the hot set survives, memory ends at the budget, discarded images were
+//! recomputed) and exits non-zero if a claim fails; CI runs it.
 
 use std::time::{Duration, Instant};
 
@@ -92,5 +94,32 @@ fn main() -> Result<(), discardable::Error> {
         stats.discarded_bytes >> 20,
         start.elapsed()
     );
-    Ok(())
+
+    // Check what the lines above claim; exit non-zero if a claim fails.
+    let mut failed = Vec::new();
+    if hot_alive < HOT * 3 / 4 {
+        failed.push(format!("the hot set did not survive: {hot_alive}/{HOT} alive"));
+    }
+    // The manager thread enforces the budget asynchronously: give it a
+    // moment, then the held bytes must be within it.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while manager.stats().discardable_bytes > LIMIT && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let held = manager.stats().discardable_bytes;
+    if held > LIMIT {
+        failed.push(format!("memory is not at the budget: {} MiB held, limit {} MiB", held >> 20, LIMIT >> 20));
+    }
+    if stats.discarded_count == 0 || recomputed == 0 {
+        failed.push("nothing was discarded and recomputed: the budget was never exercised".into());
+    }
+    if failed.is_empty() {
+        println!("PASS: hot set survived, memory at the budget, discarded images recomputed");
+        Ok(())
+    } else {
+        for f in &failed {
+            eprintln!("FAIL: {f}");
+        }
+        std::process::exit(1);
+    }
 }
