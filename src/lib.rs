@@ -65,9 +65,11 @@ pub use manager::{Manager, ManagerBuilder, ReclaimMode, Stats, ThreadPriority};
 pub use policy::Policy;
 pub use pressure::{PressureError, Signal, SignalReport, Watermarks};
 
-/// Fault injection for tests (feature `fault-injection`): make system calls
-/// fail on purpose. Not part of the stable API.
-#[cfg(feature = "fault-injection")]
+/// Fault injection for tests (`--cfg discardable_fault_injection`): make
+/// system calls fail on purpose. A cfg, never a cargo feature: features
+/// unify across a dependency graph, so any crate could switch process-wide
+/// failures on in another's binary. Not part of the stable API.
+#[cfg(discardable_fault_injection)]
 #[doc(hidden)]
 pub use os::faults as __faults;
 

@@ -1,8 +1,8 @@
-//! Fault injection in the `os` layer (run with `--features fault-injection`):
+//! Fault injection in the `os` layer (run with `RUSTFLAGS="--cfg discardable_fault_injection"`):
 //! failing `mmap`, `madvise` and file reads give typed errors, null from
 //! the allocator, reports in `signals()`, never a panic, and never lose
 //! strong data or live discardable data.
-#![cfg(feature = "fault-injection")]
+#![cfg(discardable_fault_injection)]
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::sync::Mutex;

@@ -601,9 +601,9 @@ fn reclaim_counts_zero_cost_victims() {
 }
 
 /// A panic that recurs on the manager thread (fault injection: run with `--features
-/// fault-injection`) is counted each time and backed off; once it stops, the same thread enforces
+/// --cfg discardable_fault_injection`) is counted each time and backed off; once it stops, the same thread enforces
 /// the limit again.
-#[cfg(feature = "fault-injection")]
+#[cfg(discardable_fault_injection)]
 #[test]
 fn manager_thread_recovers_from_recurring_panics() {
     let page = page();

@@ -143,7 +143,7 @@ pub(crate) struct Core {
     thread_priority: std::sync::atomic::AtomicU8,
     /// Fault injection: how many more manager-thread passes with work to do
     /// panic on purpose ([`Manager::__panic_next_passes`]).
-    #[cfg(any(test, feature = "fault-injection"))]
+    #[cfg(any(test, discardable_fault_injection))]
     injected_panics: AtomicUsize,
     /// Loom models only: called with each header a pass reads outside the
     /// table lock, right before and right after the read, so that a model
@@ -241,7 +241,7 @@ impl Manager {
             manager_panics: std::sync::atomic::AtomicU64::new(0),
             priority: builder.priority,
             thread_priority: std::sync::atomic::AtomicU8::new(0),
-            #[cfg(any(test, feature = "fault-injection"))]
+            #[cfg(any(test, discardable_fault_injection))]
             injected_panics: AtomicUsize::new(0),
             #[cfg(loom)]
             probe: None,
@@ -344,11 +344,11 @@ impl Manager {
         }
     }
 
-    /// Fault injection (feature `fault-injection`; tests only, not part of
+    /// Fault injection (`--cfg discardable_fault_injection`; tests only, not part of
     /// the API): the next `n` passes of the manager thread that have
     /// something to reclaim panic midway, holding the table lock, an epoch
     /// guard and the fork gate. See the module docs, "Panics".
-    #[cfg(any(test, feature = "fault-injection"))]
+    #[cfg(any(test, discardable_fault_injection))]
     #[doc(hidden)]
     pub fn __panic_next_passes(&self, n: usize) {
         self.inner.core.injected_panics.store(n, Relaxed);
@@ -467,7 +467,7 @@ impl Core {
         let over_limit = own.saturating_sub(self.limit);
         let reading = pressure.sample_if_due(crate::alloc::strong_bytes() + own, fresh);
         let wanted = pressure.decide(&reading).unwrap_or(0);
-        #[cfg(any(test, feature = "fault-injection"))]
+        #[cfg(any(test, discardable_fault_injection))]
         self.inject_panic(local, over_limit.max(wanted));
         if over_limit > 0 && over_limit >= wanted {
             self.limit_reclaims.fetch_add(1, Relaxed);
@@ -482,7 +482,7 @@ impl Core {
     /// `target > 0` bytes to reclaim, panics the way a bug mid-pass would:
     /// with the pressure sampled, an epoch guard pinned and the table lock
     /// held (the caller holds the fork gate).
-    #[cfg(any(test, feature = "fault-injection"))]
+    #[cfg(any(test, discardable_fault_injection))]
     fn inject_panic(&self, local: &LocalHandle, target: usize) {
         if target > 0 && self.injected_panics.fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1)).is_ok() {
             let _epoch = local.pin();
@@ -526,7 +526,7 @@ impl Core {
             manager_panics: std::sync::atomic::AtomicU64::new(0),
             priority: ThreadPriority::Normal,
             thread_priority: std::sync::atomic::AtomicU8::new(0),
-            #[cfg(any(test, feature = "fault-injection"))]
+            #[cfg(any(test, discardable_fault_injection))]
             injected_panics: AtomicUsize::new(0),
             probe,
         }

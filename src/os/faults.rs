@@ -1,4 +1,4 @@
-//! Fault injection (feature `fault-injection`, for tests only): make the
+//! Fault injection (`--cfg discardable_fault_injection`, for tests only): make the
 //! next `n` calls of a kind of system call fail with a chosen `errno`, to
 //! prove that fallible APIs return typed errors, the allocator returns
 //! null, nothing panics across the allocator boundary, and nothing strong is

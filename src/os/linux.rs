@@ -75,7 +75,7 @@ pub(crate) fn map_aligned(len: usize, align: usize) -> Result<NonNull<u8>, OsErr
 /// Maps `len` bytes (a non-zero multiple of the page size) of zero-filled
 /// private anonymous memory, page aligned.
 fn map(len: usize) -> Result<NonNull<u8>, OsError> {
-    #[cfg(feature = "fault-injection")]
+    #[cfg(discardable_fault_injection)]
     if super::faults::take(super::faults::Fault::Map) {
         return Err(OsError { op: "mmap", errno: libc::ENOMEM });
     }
@@ -123,7 +123,7 @@ pub(crate) unsafe fn unmap(ptr: NonNull<u8>, len: usize) {
 ///
 /// References: [madvise(2)](https://man7.org/linux/man-pages/man2/madvise.2.html).
 pub(crate) unsafe fn discard(ptr: NonNull<u8>, len: usize) -> Result<(), OsError> {
-    #[cfg(feature = "fault-injection")]
+    #[cfg(discardable_fault_injection)]
     if super::faults::take(super::faults::Fault::Advise) {
         return Err(OsError { op: "madvise(MADV_DONTNEED)", errno: libc::EINVAL });
     }
@@ -140,7 +140,7 @@ pub(crate) unsafe fn discard(ptr: NonNull<u8>, len: usize) -> Result<(), OsError
 /// `open`/`read`/`close` (no heap, no buffering) and returns how many bytes
 /// were read. Meant for small `/proc` and `/sys` files.
 pub(crate) fn read_file(path: &CStr, buf: &mut [u8]) -> Result<usize, OsError> {
-    #[cfg(feature = "fault-injection")]
+    #[cfg(discardable_fault_injection)]
     if super::faults::take(super::faults::Fault::Read) {
         return Err(OsError { op: "open", errno: libc::EACCES });
     }
@@ -183,7 +183,7 @@ pub(crate) fn read_file(path: &CStr, buf: &mut [u8]) -> Result<usize, OsError> {
 ///
 /// References: [madvise(2)](https://man7.org/linux/man-pages/man2/madvise.2.html).
 pub(crate) unsafe fn offer(ptr: NonNull<u8>, len: usize) -> Result<(), OsError> {
-    #[cfg(feature = "fault-injection")]
+    #[cfg(discardable_fault_injection)]
     if super::faults::take(super::faults::Fault::Advise) {
         return Err(OsError { op: "madvise(MADV_FREE)", errno: libc::EINVAL });
     }

@@ -11,7 +11,7 @@
 //! `pressure`).
 
 mod events;
-#[cfg(feature = "fault-injection")]
+#[cfg(discardable_fault_injection)]
 pub mod faults;
 mod linux;
 mod thread;
