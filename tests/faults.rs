@@ -73,11 +73,18 @@ fn failed_lazy_offers_put_every_page_back() {
         .lazy_delay(Duration::from_millis(5))
         .start()
         .unwrap();
+    let hits_before = __faults::hits(Fault::Advise);
     __faults::fail_next(Fault::Advise, usize::MAX);
     let handles: Vec<Discardable<[u64]>> =
         (0..8u64).map(|i| Discardable::from_slice_in(&vec![i * 3 + 1; 8192], &m)).collect();
-    // Many lazy delays: the manager tries, and fails, to offer every span.
-    std::thread::sleep(Duration::from_millis(200));
+    // The manager tries, and fails, to offer every span: wait until the
+    // injected `madvise` failures were hit (each span at least once), not
+    // for wall time.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while __faults::hits(Fault::Advise) - hits_before < 8 {
+        assert!(Instant::now() < deadline, "no offer was tried: {:?}", m.stats());
+        std::thread::sleep(Duration::from_millis(1));
+    }
     let s = m.stats();
     assert_eq!((s.offers, s.revivals, s.kernel_discards), (0, 0, 0), "{s:?}");
     for (i, h) in handles.iter().enumerate() {

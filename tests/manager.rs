@@ -379,8 +379,14 @@ fn pins_keep_the_arena_over_its_limit_and_over_limit_bytes_says_by_how_much() {
     assert_eq!(s.discardable_bytes, n * size);
     assert_eq!(s.pinned_bytes, n * size);
     assert_eq!(s.over_limit_bytes, n * size - limit);
-    // The manager thread keeps retrying, and still cannot take anything.
-    thread::sleep(Duration::from_millis(100));
+    // The manager thread keeps retrying (wait for three of its passes, not
+    // for wall time), and still cannot take anything.
+    let passes = m.stats().passes;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while m.stats().passes < passes + 3 {
+        assert!(std::time::Instant::now() < deadline, "the manager thread stopped retrying: {:?}", m.stats());
+        thread::sleep(Duration::from_millis(1));
+    }
     assert_eq!(m.stats().discardable_bytes, n * size);
     assert_eq!(m.stats().over_limit_bytes, n * size - limit);
     for (i, g) in guards.iter().enumerate() {

@@ -137,6 +137,8 @@ pub(crate) struct Core {
     thread_gen: std::sync::atomic::AtomicU64,
     /// Panics the manager thread caught (module docs, "Panics").
     manager_panics: std::sync::atomic::AtomicU64,
+    /// Passes the manager thread completed.
+    passes: std::sync::atomic::AtomicU64,
     /// The scheduling priority the manager thread asks for.
     priority: ThreadPriority,
     /// What it got: 0 before it started, else `1 + ThreadPriority as u8`.
@@ -239,6 +241,7 @@ impl Manager {
             direct_limit: parking_lot::Mutex::new(None),
             thread_gen: std::sync::atomic::AtomicU64::new(fork::generation()),
             manager_panics: std::sync::atomic::AtomicU64::new(0),
+            passes: std::sync::atomic::AtomicU64::new(0),
             priority: builder.priority,
             thread_priority: std::sync::atomic::AtomicU8::new(0),
             #[cfg(any(test, discardable_fault_injection))]
@@ -335,6 +338,7 @@ impl Manager {
             locked_bytes: self.inner.arena.store.locked_bytes.load(Relaxed),
             lock_refusals: self.inner.arena.store.lock_refusals.load(Relaxed),
             manager_panics: core.manager_panics.load(Relaxed),
+            passes: core.passes.load(Relaxed),
             thread_priority: match core.thread_priority.load(Relaxed) {
                 0 => None,
                 1 => Some(ThreadPriority::Normal),
@@ -524,6 +528,7 @@ impl Core {
             direct_limit: parking_lot::Mutex::new(None),
             thread_gen: std::sync::atomic::AtomicU64::new(fork::generation()),
             manager_panics: std::sync::atomic::AtomicU64::new(0),
+            passes: std::sync::atomic::AtomicU64::new(0),
             priority: ThreadPriority::Normal,
             thread_priority: std::sync::atomic::AtomicU8::new(0),
             #[cfg(any(test, discardable_fault_injection))]
@@ -687,6 +692,7 @@ fn step(
         timers.poll = Some(timers.poll.map_or(tick, |p| p.min(tick)));
     }
     *core.reports.lock() = pressure.reports();
+    core.passes.fetch_add(1, Relaxed);
     ControlFlow::Continue(())
 }
 

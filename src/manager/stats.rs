@@ -55,6 +55,9 @@ pub struct Stats {
     /// recovered with a fresh look at the pressure signals and kept
     /// enforcing the limit. Non-zero means a bug worth reporting.
     pub manager_panics: u64,
+    /// Passes the manager thread has completed (each wake-up, timer or
+    /// notification it acted on). Tests wait on it instead of on wall time.
+    pub passes: u64,
     /// The scheduling priority the manager thread got (what
     /// [`ManagerBuilder::priority`](crate::ManagerBuilder::priority) asked
     /// for, or less where the OS refused); `None` before the thread started.

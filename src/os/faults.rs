@@ -18,6 +18,14 @@ pub enum Fault {
 }
 
 static PENDING: [AtomicUsize; 3] = [AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0)];
+/// Failures injected so far, per kind.
+static HITS: [AtomicUsize; 3] = [AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0)];
+
+/// How many calls of `kind` were made to fail so far: a test waits on it to
+/// know that the failing path ran, instead of sleeping and hoping.
+pub fn hits(kind: Fault) -> usize {
+    HITS[kind as usize].load(Relaxed)
+}
 
 /// Makes the next `n` calls of `kind` fail (replacing any pending count).
 pub fn fail_next(kind: Fault, n: usize) {
@@ -34,5 +42,9 @@ pub fn reset() {
 /// Whether this call of `kind` must fail (consumes one pending failure).
 #[inline]
 pub(crate) fn take(kind: Fault) -> bool {
-    PENDING[kind as usize].fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1)).is_ok()
+    let hit = PENDING[kind as usize].fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1)).is_ok();
+    if hit {
+        HITS[kind as usize].fetch_add(1, Relaxed);
+    }
+    hit
 }
