@@ -450,3 +450,34 @@ fn fresh_allocations_are_pinned_until_released() {
     eventually("the manager discarded released ones", || kept.iter().any(discardable::Discardable::is_discarded));
     eventually("the budget holds once nothing is pinned", || m.stats().discardable_bytes <= 1 << 20);
 }
+
+/// The listener may insert into the cache it listens to, even from inside
+/// the capacity sweep: no lock is held while it runs.
+#[test]
+fn a_listener_may_insert_while_the_cache_sweeps() {
+    type Slot = Arc<Mutex<Option<Arc<Cache<u64, [u8]>>>>>;
+    let slot: Slot = Arc::new(Mutex::new(None));
+    let back = Arc::clone(&slot);
+    let cache = Arc::new(
+        Cache::builder()
+            .capacity(16 << 10)
+            .shards(2)
+            .eviction_listener(move |k: &u64, cause| {
+                let cache = back.lock().unwrap().clone();
+                if let (Some(cache), RemovalCause::Discarded, true) = (cache, cause, *k < 1_000_000) {
+                    cache.insert(k + 1_000_000, &[1u8; 1024]).unwrap();
+                }
+            })
+            .build()
+            .unwrap(),
+    );
+    *slot.lock().unwrap() = Some(Arc::clone(&cache));
+    for k in 0..200u64 {
+        // Twice, so the admission keeps the key and the sweep must evict.
+        cache.insert(k, &[0u8; 1024]).unwrap();
+        cache.insert(k, &[0u8; 1024]).unwrap();
+    }
+    assert!(cache.weighted_size() <= 16 << 10);
+    assert!(cache.stats().discarded > 0);
+    *slot.lock().unwrap() = None;
+}

@@ -624,25 +624,32 @@ impl<K, S: BuildHasher> Inner<K, S> {
         if self.counters.bytes.load(Relaxed) <= capacity {
             return;
         }
-        let mut hand = self.sweep.lock();
-        let total: usize = self.shards.iter().map(|s| s.map.read().table.slots()).sum();
-        let mut budget = (usize::from(shard::MAX_CREDIT) + 2) * total + SWEEP_STEP;
-        while self.counters.bytes.load(Relaxed) > capacity && budget > 0 {
-            let shard = &self.shards[*hand % self.shards.len()];
-            let mut removed = Removed::new();
-            let visited = {
-                let mut map = shard.map.write();
-                let visited = map.sweep(SWEEP_STEP, &self.arena, &self.counters, &mut removed);
-                shard.apply(&mut map, &self.arena, &self.counters, &mut removed);
-                visited
-            };
-            // Move on once this shard gave what one step could.
-            if removed.is_empty() {
-                *hand = hand.wrapping_add(1);
+        let mut removed = Removed::new();
+        {
+            let mut hand = self.sweep.lock();
+            // Enough visits to spend every credit in every slot (a table is
+            // at least 7/16 full once it has grown, so slots < 3 x entries).
+            let slots = 3 * self.counters.entries.load(Relaxed) + 8 * self.shards.len();
+            let mut budget = (usize::from(shard::MAX_CREDIT) + 2) * slots + SWEEP_STEP;
+            while self.counters.bytes.load(Relaxed) > capacity && budget > 0 {
+                let shard = &self.shards[*hand % self.shards.len()];
+                let before = removed.len();
+                let visited = {
+                    let mut map = shard.map.write();
+                    let visited = map.sweep(SWEEP_STEP, &self.arena, &self.counters, &mut removed);
+                    shard.apply(&mut map, &self.arena, &self.counters, &mut removed);
+                    visited
+                };
+                // Move on once this shard gave what one step could.
+                if removed.len() == before {
+                    *hand = hand.wrapping_add(1);
+                }
+                budget = budget.saturating_sub(visited.max(1));
             }
-            budget = budget.saturating_sub(visited.max(1));
-            self.report(removed);
         }
+        // The listener may call back into the cache (and sweep again): run
+        // it with the sweep's lock released too.
+        self.report(removed);
     }
 }
 
