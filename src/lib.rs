@@ -45,6 +45,7 @@ mod alloc;
 #[cfg(not(loom))]
 pub mod cache;
 mod error;
+mod fork;
 mod handle;
 mod manager;
 mod os;

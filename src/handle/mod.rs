@@ -15,7 +15,6 @@
 
 pub(crate) mod arena;
 mod bytes;
-pub(crate) mod fork;
 pub(crate) mod header;
 mod lazy;
 pub(crate) mod state;

@@ -180,7 +180,7 @@ impl Store {
         }
         let class = class_of(size);
         let slot_size = class_size(class);
-        let _gate = super::fork::enter();
+        let _gate = crate::fork::enter();
         let mut slots = self.slots.lock();
         let id = match slots.partial[class].last() {
             Some(&id) => id,
@@ -245,7 +245,7 @@ impl Store {
                 unsafe { self.heap.free_span(ptr, release) };
             }
             Loc::Slot { page, slot } => {
-                let _gate = super::fork::enter();
+                let _gate = crate::fork::enter();
                 let mut slots = self.slots.lock();
                 let sp = slots.pages[page as usize].as_mut().expect("slot page is live");
                 let class = sp.class as usize;

@@ -71,7 +71,7 @@ use self::sink::{DiscardSink, Notices, Sinks};
 pub use self::stats::Stats;
 use self::table::Table;
 use crate::handle::arena::{Arena, Wake};
-use crate::handle::fork;
+use crate::fork;
 use crate::handle::header::Header;
 use crate::sync::{AtomicUsize, Mutex, Ordering::Relaxed};
 

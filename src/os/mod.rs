@@ -46,6 +46,7 @@ impl std::error::Error for OsError {}
 /// mapped), so it is allowed on bytes that are not pinned. Lets a lookup
 /// overlap the fetch of a value with the atomic that pins it.
 #[inline(always)]
+#[cfg_attr(loom, allow(dead_code))] // the cache (not built under loom) prefetches
 pub(crate) fn prefetch(ptr: *const u8) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: `prefetcht0` only hints the cache hierarchy; SSE is baseline
