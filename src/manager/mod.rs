@@ -70,8 +70,8 @@ pub use self::builder::{ManagerBuilder, ReclaimMode, ThreadPriority};
 use self::sink::{DiscardSink, Notices, Sinks};
 pub use self::stats::Stats;
 use self::table::Table;
-use crate::handle::arena::{Arena, Wake};
 use crate::fork;
+use crate::handle::arena::{Arena, Wake};
 use crate::handle::header::Header;
 use crate::sync::{AtomicUsize, Mutex, Ordering::Relaxed};
 
