@@ -481,3 +481,15 @@ fn a_listener_may_insert_while_the_cache_sweeps() {
     assert!(cache.stats().discarded > 0);
     *slot.lock().unwrap() = None;
 }
+
+/// The async form's future is `Send` (it can run on a multi-threaded
+/// executor) when its key, closure and future are.
+#[test]
+fn the_async_future_is_send() {
+    fn assert_send<T: Send>(t: T) -> T {
+        t
+    }
+    let cache: Cache<u32, [u8]> = Cache::builder().capacity(1 << 20).build().unwrap();
+    let fut = assert_send(cache.get_or_insert_with_async(1, || async { vec![1u8] }));
+    assert_eq!(&*block_on::block_on(fut).unwrap(), &[1u8]);
+}
