@@ -62,10 +62,12 @@ mod builder;
 mod flight;
 mod guard;
 mod hash;
+mod inner;
 mod shard;
 mod sketch;
 mod stats;
 mod table;
+mod ticket;
 mod value;
 
 use core::borrow::Borrow;
@@ -73,26 +75,23 @@ use core::future::Future;
 use core::hash::{BuildHasher, Hash};
 use core::marker::PhantomData;
 use core::sync::atomic::Ordering::Relaxed;
-use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Weak};
 
 pub use self::builder::CacheBuilder;
 use self::flight::Flight;
 pub use self::guard::CacheGuard;
 pub use self::hash::{DefaultHashBuilder, FoldHasher};
-use self::shard::{Counters, Entry, Item, Map, Removed, Shard, Slot};
+use self::inner::Inner;
+use self::shard::{Counters, Item, Removed, Shard, Slot};
 pub use self::stats::{CacheStats, RemovalCause};
+use self::ticket::Ticket;
 pub use self::value::CacheValue;
-use crate::handle::arena::Arena;
-use crate::handle::header::{Birth, Header};
+use crate::handle::header::Header;
 use crate::manager::sink::DiscardSink;
 use crate::{Error, Manager};
 
 /// An eviction listener, boxed so it does not change the cache's type.
 pub(crate) type Listener<K> = Box<dyn Fn(&K, RemovalCause) + Send + Sync>;
-
-/// Slots one sweep step visits in a shard before it moves to the next.
-const SWEEP_STEP: usize = 64;
 
 /// A concurrent, pressure-aware cache map from `K` to values of type `V`
 /// held in discardable memory. See the [module docs](crate::cache).
@@ -115,26 +114,6 @@ const SWEEP_STEP: usize = 64;
 pub struct Cache<K, V: ?Sized, S = DefaultHashBuilder> {
     inner: Arc<Inner<K, S>>,
     _value: PhantomData<fn() -> *const V>,
-}
-
-/// The shared part: also the manager's discard sink.
-struct Inner<K, S> {
-    shards: Box<[Shard<K>]>,
-    /// `64 - log2(shards)`: a hash's shard is its top bits.
-    shift: u32,
-    hasher: S,
-    manager: Manager,
-    arena: Arc<Arena>,
-    capacity: Option<usize>,
-    counters: Counters,
-    listener: Option<Listener<K>>,
-    /// Our sink id in the manager.
-    sink: u32,
-    /// Serialises the capacity sweep; holds the hand's shard index.
-    sweep: parking_lot::Mutex<usize>,
-    /// Admission when full (caches with a capacity only), sized by the
-    /// entries the cache held when it first filled up.
-    sketch: std::sync::OnceLock<sketch::Sketch>,
 }
 
 impl<K, V: ?Sized, S> core::fmt::Debug for Cache<K, V, S> {
@@ -516,259 +495,5 @@ where
             dead_entries: dead as u64,
             listener_panics: c.listener_panics.load(Relaxed),
         }
-    }
-}
-
-impl<K, S: BuildHasher> Inner<K, S> {
-    #[inline]
-    fn shard(&self, hash: u64) -> &Shard<K> {
-        // `checked_shr`: a single shard has shift 64.
-        &self.shards[hash.checked_shr(self.shift).unwrap_or(0) as usize]
-    }
-
-    /// Pins a live entry: a guard, or `None` if it was discarded.
-    #[inline]
-    fn pin<V: ?Sized + CacheValue>(&self, entry: &Entry) -> Option<CacheGuard<V>> {
-        // The value's line and the header's come from memory at once; the
-        // pin (a locked RMW) would otherwise hold the value's load back.
-        crate::os::prefetch(entry.data.as_ptr());
-        let header = entry.header();
-        if !header.pin(&self.arena) {
-            return None;
-        }
-        let ptr = V::__from_raw(entry.data, entry.meta);
-        // SAFETY: we just took one pin for the guard; `data` holds the `V`
-        // copied in at creation with this `meta`.
-        Some(unsafe { CacheGuard::adopt(ptr, entry.header) })
-    }
-
-    /// A new allocation holding a copy of `value`, published pinned (so it
-    /// cannot be discarded before it is in the map), tagged with `hash` for
-    /// the discard sink. Returns the entry and the creator's pin.
-    fn create<V: ?Sized + CacheValue>(&self, value: &V, hash: u64) -> Result<(Entry, CacheGuard<V>), Error> {
-        let (size, align, meta) = value.__shape();
-        self.fits(size)?;
-        let arena = self.manager.arena();
-        let block = arena.store.alloc(size, align, false)?;
-        // SAFETY: the block is fresh and ours, `size` bytes aligned to
-        // `align`; it cannot overlap `value`.
-        unsafe { value::copy_to(value, block.ptr) };
-        let header = arena.register_as(block, Birth { pinned: true, sink: self.sink, tag: hash });
-        // SAFETY: born with one pin (ours), handed to the guard; the bytes
-        // hold the copy of `value` whose shape had `meta`.
-        let guard = unsafe { CacheGuard::adopt(V::__from_raw(block.ptr, meta), header) };
-        Ok((Entry::new(header, block.ptr, meta), guard))
-    }
-
-    /// [`Error::TooLarge`] for a value bigger than the whole capacity.
-    fn fits(&self, size: usize) -> Result<(), Error> {
-        match self.capacity {
-            Some(capacity) if size > capacity => Err(Error::TooLarge { cost: size, capacity }),
-            _ => Ok(()),
-        }
-    }
-
-    /// Admission (`sketch.rs`): counts this request to store `hash` and
-    /// says whether to keep it. Always while the value fits, or if the key
-    /// is resident (`resident` is asked only when full); when full, only a
-    /// key asked for before, lately.
-    fn admits(&self, hash: u64, cost: usize, resident: impl FnOnce() -> bool) -> bool {
-        let Some(capacity) = self.capacity else { return true };
-        let full = self.counters.bytes.load(Relaxed).saturating_add(cost) > capacity;
-        let sketch = match self.sketch.get() {
-            Some(sketch) => sketch,
-            None if !full => return true,
-            None => self.sketch.get_or_init(|| sketch::Sketch::new(self.counters.entries.load(Relaxed))),
-        };
-        sketch.increment(hash);
-        !full || sketch.estimate(hash) >= 2 || resident()
-    }
-
-    /// Counts and reports a value the admission turned away.
-    /// It counts as inserted and at once discarded (to honour the capacity).
-    fn reject(&self, key: K) {
-        self.counters.inserts.fetch_add(1, Relaxed);
-        self.counters.discarded.fetch_add(1, Relaxed);
-        self.report(vec![(key, RemovalCause::Discarded)]);
-    }
-
-    /// Places a flight for `key` (absent from `map`) and returns its ticket.
-    fn lead(&self, map: &mut Map<K>, hash: u64, key: K) -> Ticket<'_, K, S> {
-        let flight = Arc::new(Flight::default());
-        map.table.insert(Item { hash, key, slot: Slot::Pending(Arc::clone(&flight)) });
-        Ticket { inner: self, hash, flight, done: false }
-    }
-
-    /// Runs the listener for each removed key, outside every shard lock.
-    fn report(&self, removed: Removed<K>) {
-        let Some(listener) = &self.listener else { return };
-        for (key, cause) in removed {
-            if std::panic::catch_unwind(AssertUnwindSafe(|| listener(&key, cause))).is_err() {
-                self.counters.listener_panics.fetch_add(1, Relaxed);
-            }
-        }
-    }
-
-    /// Applies `shard`'s notices if its lock is free; `false` if some wait.
-    fn tidy(&self, shard: &Shard<K>) -> bool {
-        let mut removed = Removed::new();
-        let done = shard.try_apply(&self.arena, &self.counters, &mut removed);
-        self.report(removed);
-        done
-    }
-
-    /// Drops cold values (GCLOCK over the shards) until the capacity holds
-    /// or enough rounds to spend every credit found nothing unpinned.
-    fn enforce_capacity(&self) {
-        let Some(capacity) = self.capacity else { return };
-        if self.counters.bytes.load(Relaxed) <= capacity {
-            return;
-        }
-        let mut removed = Removed::new();
-        {
-            let mut hand = self.sweep.lock();
-            // Enough visits to spend every credit in every slot (a table is
-            // at least 7/16 full once it has grown, so slots < 3 x entries).
-            let slots = 3 * self.counters.entries.load(Relaxed) + 8 * self.shards.len();
-            let mut budget = (usize::from(shard::MAX_CREDIT) + 2) * slots + SWEEP_STEP;
-            while self.counters.bytes.load(Relaxed) > capacity && budget > 0 {
-                let shard = &self.shards[*hand % self.shards.len()];
-                let before = removed.len();
-                let visited = {
-                    let mut map = shard.map.write();
-                    let visited = map.sweep(SWEEP_STEP, &self.arena, &self.counters, &mut removed);
-                    shard.apply(&mut map, &self.arena, &self.counters, &mut removed);
-                    visited
-                };
-                // Move on once this shard gave what one step could.
-                if removed.len() == before {
-                    *hand = hand.wrapping_add(1);
-                }
-                budget = budget.saturating_sub(visited.max(1));
-            }
-        }
-        // The listener may call back into the cache (and sweep again): run
-        // it with the sweep's lock released too.
-        self.report(removed);
-    }
-}
-
-impl<K, S> DiscardSink for Inner<K, S>
-where
-    K: Send + Sync,
-    S: BuildHasher + Send + Sync,
-{
-    fn discarded(&self, tags: &[u64]) -> bool {
-        let mut per_shard: Vec<Vec<u64>> = vec![Vec::new(); self.shards.len()];
-        for &hash in tags {
-            per_shard[hash.checked_shr(self.shift).unwrap_or(0) as usize].push(hash);
-        }
-        for (shard, hashes) in self.shards.iter().zip(per_shard) {
-            if !hashes.is_empty() {
-                shard.post(hashes);
-            }
-        }
-        self.flush()
-    }
-
-    fn flush(&self) -> bool {
-        let mut pending = false;
-        for shard in self.shards.iter() {
-            pending |= !self.tidy(shard);
-        }
-        pending
-    }
-}
-
-impl<K, S> Drop for Inner<K, S> {
-    fn drop(&mut self) {
-        self.manager.remove_sink(self.sink);
-        for shard in self.shards.iter_mut() {
-            let map = shard.map.get_mut();
-            for item in map.table.drain() {
-                if let Slot::Ready(entry) = item.slot {
-                    // SAFETY: the map owned the handle and forgets it here;
-                    // guards still pinning it keep it alive (state INV-8).
-                    unsafe { self.arena.drop_owner(entry.header) };
-                }
-            }
-        }
-    }
-}
-
-/// The leader's side of a flight: ends it exactly once, however the leader
-/// leaves (value stored, error, panic, future dropped).
-struct Ticket<'a, K, S> {
-    inner: &'a Inner<K, S>,
-    hash: u64,
-    flight: Arc<Flight>,
-    done: bool,
-}
-
-impl<K, S: BuildHasher> Ticket<'_, K, S> {
-    /// The slot of our placeholder, if nobody removed or replaced it.
-    fn find(&self, map: &Map<K>) -> Option<usize> {
-        map.table.find(self.hash, |it| matches!(&it.slot, Slot::Pending(f) if Arc::ptr_eq(f, &self.flight)))
-    }
-
-    /// Stores `value` in place of the placeholder and ends the flight.
-    fn complete<V: ?Sized + CacheValue>(mut self, value: &V) -> Result<CacheGuard<V>, Error> {
-        let inner = self.inner;
-        let (entry, guard) = inner.create(value, self.hash)?;
-        let mut removed = Removed::new();
-        {
-            let shard = inner.shard(self.hash);
-            let mut map = shard.map.write();
-            // Waiters share the value: admit it whatever the sketch says
-            // (the map's placeholder and this ticket hold two references).
-            let waited = Arc::strong_count(&self.flight) > 2;
-            let found = self.find(&map);
-            let admitted = found.is_some() && (waited || inner.admits(self.hash, value.__shape().0, || false));
-            match found {
-                Some(i) if admitted => map.fulfil(i, entry, &inner.counters),
-                Some(i) => {
-                    // Turned away: the caller still gets the value it
-                    // computed (an orphan, freed after its last unpin).
-                    let item = map.table.remove(i).expect("the placeholder");
-                    // SAFETY: we own the fresh handle and drop it once, here.
-                    unsafe { inner.arena.drop_owner(entry.header) };
-                    inner.counters.inserts.fetch_add(1, Relaxed);
-                    inner.counters.discarded.fetch_add(1, Relaxed);
-                    removed.push((item.key, RemovalCause::Discarded));
-                }
-                // Overtaken by `insert`, `remove` or `clear`: the newer state
-                // stands; our guard keeps the value we computed (an orphan,
-                // freed after its last unpin).
-                None => {
-                    // SAFETY: we own the fresh handle and drop it once, here.
-                    unsafe { inner.arena.drop_owner(entry.header) };
-                }
-            }
-            shard.apply(&mut map, &inner.arena, &inner.counters, &mut removed);
-        }
-        self.done = true;
-        self.flight.end();
-        inner.report(removed);
-        inner.enforce_capacity();
-        Ok(guard)
-    }
-}
-
-impl<K, S> Drop for Ticket<'_, K, S> {
-    fn drop(&mut self) {
-        if self.done {
-            return;
-        }
-        // Error, panic or a dropped future: release the key, wake waiters.
-        let shard = &self.inner.shards[self.hash.checked_shr(self.inner.shift).unwrap_or(0) as usize];
-        {
-            let mut map = shard.map.write();
-            let found =
-                map.table.find(self.hash, |it| matches!(&it.slot, Slot::Pending(f) if Arc::ptr_eq(f, &self.flight)));
-            if let Some(i) = found {
-                map.table.remove(i);
-            }
-        }
-        self.flight.end();
     }
 }
