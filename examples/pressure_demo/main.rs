@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! cargo run --release --example pressure_demo [-- --secs N] [--threads N]
+//! cargo run --release --example pressure_demo -- --compare [--limit-mib N]
 //! ```
 //!
 //! No root, no cgroup, no configuration. `DiscardAlloc` is the global
@@ -42,8 +43,12 @@
 //! `--secs N` (default 40) scales the three phases (¼ before, ¼ spike, ½
 //! after; on a busy host a late spike stretches the run so that the phase
 //! after it still lasts a quarter, at most up to 4×). Default threads: one worker per CPU beyond the first, at most
-//! two, so the manager and the spike have a CPU. `--compare` (the same run
-//! against other caches) is not implemented yet: it exits 2.
+//! two, so the manager and the spike have a CPU. `--compare [--limit-mib N]`
+//! (root and a cgroup memory controller, else it exits 2) runs the spike
+//! scenario against moka and quick_cache, each contender in a memory cgroup
+//! of its own with a real limit (default 1 GiB, 28 s each unless `--secs`
+//! is given); see `compare.rs`. It writes `pressure_compare.csv` and
+//! `pressure_compare.svg`.
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -53,6 +58,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use discardable::{Cache, DiscardAlloc, Manager};
+
+mod compare;
+mod plot;
 
 #[global_allocator]
 static A: DiscardAlloc = DiscardAlloc::new();
@@ -96,32 +104,57 @@ const FILLED: f64 = 0.90;
 const REPORTS: usize = 10;
 
 /// Command line options.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Args {
     secs: f64,
+    /// Whether `--secs` was given (`--compare` has its own default).
+    secs_given: bool,
     threads: usize,
     compare: bool,
+    /// `--compare`: each contender's cgroup limit, MiB.
+    limit_mib: usize,
+    /// `--compare`'s hidden child arguments: the contender this process
+    /// runs, the cgroup directory it joins and the CSV it writes.
+    contender: Option<String>,
+    cgroup: Option<std::path::PathBuf>,
+    csv: Option<std::path::PathBuf>,
 }
 
 fn usage() -> ! {
-    eprintln!("usage: pressure_demo [--secs N] [--threads N] [--compare]");
+    eprintln!("usage: pressure_demo [--secs N] [--threads N] [--compare [--limit-mib N]]");
     std::process::exit(2);
 }
 
 fn parse_args() -> Args {
     let cpus = thread::available_parallelism().map_or(1, |n| n.get());
-    let mut out = Args { secs: 40.0, threads: (cpus - 1).clamp(1, 2), compare: false };
+    let mut out = Args {
+        secs: 40.0,
+        secs_given: false,
+        threads: (cpus - 1).clamp(1, 2),
+        compare: false,
+        limit_mib: 1024,
+        contender: None,
+        cgroup: None,
+        csv: None,
+    };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().unwrap_or_else(|| usage());
         match arg.as_str() {
-            "--secs" => out.secs = value().parse().unwrap_or_else(|_| usage()),
+            "--secs" => {
+                out.secs = value().parse().unwrap_or_else(|_| usage());
+                out.secs_given = true;
+            }
             "--threads" => out.threads = value().parse().unwrap_or_else(|_| usage()),
             "--compare" => out.compare = true,
+            "--limit-mib" => out.limit_mib = value().parse().unwrap_or_else(|_| usage()),
+            compare::CHILD_ARG => out.contender = Some(value()),
+            "--cgroup" => out.cgroup = Some(value().into()),
+            "--csv" => out.csv = Some(value().into()),
             _ => usage(),
         }
     }
-    if !(out.secs.is_finite() && out.secs >= 2.0 && out.secs < 1e6) || out.threads == 0 {
+    if !(out.secs.is_finite() && out.secs >= 2.0 && out.secs < 1e6) || out.threads == 0 || out.limit_mib < 64 {
         usage();
     }
     out
@@ -236,36 +269,47 @@ fn note_peak(shared: &Shared, manager: &Manager) -> usize {
     total
 }
 
-/// The workload: Zipf keys; a hit is verified, a miss computes and inserts.
-fn worker(shared: &Shared, id: usize) {
-    let counters = &shared.workers[id];
+/// The workload loop, shared with `--compare`'s contenders: Zipf keys, each
+/// handed with its expected value to `op`, which verifies a hit or inserts
+/// on a miss and says which it was; `stop` is looked at every 256
+/// operations.
+fn drive(zipf: &Zipf, stop: &AtomicBool, id: usize, counters: &WorkerCounters, mut op: impl FnMut(u64, &[u8]) -> bool) {
     let mut rng = mix(0xC0FF_EE00 + id as u64);
     let mut expected = vec![0u8; VALUE];
-    while !shared.stop.load(Relaxed) {
+    while !stop.load(Relaxed) {
         for _ in 0..256 {
             rng = rng.wrapping_add(GOLDEN);
             let u = (mix(rng) >> 11) as f64 / (1u64 << 53) as f64;
-            let key = shared.zipf.sample(u);
+            let key = zipf.sample(u);
             value_of(key, &mut expected);
-            match shared.cache.get(&key) {
-                Some(value) => {
-                    counters.hits.fetch_add(1, Relaxed);
-                    if *value != *expected {
-                        shared.wrong.fetch_add(1, Relaxed);
-                        let first = value.iter().zip(&expected).position(|(a, b)| a != b);
-                        shared.report(format!("key {key}: {} bytes read, first wrong byte at {first:?}", value.len()));
-                    }
-                }
-                None => {
-                    counters.misses.fetch_add(1, Relaxed);
-                    if let Err(e) = shared.cache.insert(key, &expected) {
-                        shared.insert_errors.fetch_add(1, Relaxed);
-                        shared.report(format!("insert of key {key} failed: {e}"));
-                    }
-                }
+            if op(key, &expected) {
+                counters.hits.fetch_add(1, Relaxed);
+            } else {
+                counters.misses.fetch_add(1, Relaxed);
             }
         }
     }
+}
+
+/// The workload: Zipf keys; a hit is verified, a miss computes and inserts.
+fn worker(shared: &Shared, id: usize) {
+    drive(&shared.zipf, &shared.stop, id, &shared.workers[id], |key, expected| match shared.cache.get(&key) {
+        Some(value) => {
+            if *value != *expected {
+                shared.wrong.fetch_add(1, Relaxed);
+                let first = value.iter().zip(expected).position(|(a, b)| a != b);
+                shared.report(format!("key {key}: {} bytes read, first wrong byte at {first:?}", value.len()));
+            }
+            true
+        }
+        None => {
+            if let Err(e) = shared.cache.insert(key, expected) {
+                shared.insert_errors.fetch_add(1, Relaxed);
+                shared.report(format!("insert of key {key} failed: {e}"));
+            }
+            false
+        }
+    });
 }
 
 /// When the spike thread allocated and freed its memory.
@@ -277,18 +321,29 @@ struct SpikeTimes {
     freed: f64,
 }
 
-/// Allocates and touches `SPIKE` strong bytes at `at`, frees them at `until`.
-fn spike(shared: &Shared, manager: &Manager, start: Instant, at: Duration, until: Duration) -> SpikeTimes {
+/// The spike, shared with `--compare`'s contenders: at `at` (from `start`)
+/// sets `phase` to [`SPIKE_HELD`], allocates and touches `bytes` of strong
+/// memory in `Vec<u8>`s of [`CHUNK`] (calling `on_chunk` after each), holds
+/// them until `until`, checks every byte (calling `corrupt(chunk, bad
+/// bytes)` for a chunk that changed), frees them and sets [`AFTER`].
+fn hold_spike(
+    bytes: usize,
+    phase: &AtomicU8,
+    start: Instant,
+    (at, until): (Duration, Duration),
+    mut on_chunk: impl FnMut(),
+    mut corrupt: impl FnMut(usize, usize),
+) -> SpikeTimes {
     let mut times = SpikeTimes::default();
     thread::sleep(at.saturating_sub(start.elapsed()));
-    shared.phase.store(SPIKE_HELD, Relaxed);
+    phase.store(SPIKE_HELD, Relaxed);
     times.alloc.0 = start.elapsed().as_secs_f64();
-    let mut chunks: Vec<Vec<u8>> = Vec::with_capacity(SPIKE / CHUNK);
-    for i in 0..SPIKE / CHUNK {
+    let mut chunks: Vec<Vec<u8>> = Vec::with_capacity(bytes / CHUNK);
+    for i in 0..bytes / CHUNK {
         let mut chunk = Vec::with_capacity(CHUNK);
         chunk.resize(CHUNK, (i as u8) | 1); // touches every page
         chunks.push(chunk);
-        note_peak(shared, manager);
+        on_chunk();
     }
     times.alloc.1 = start.elapsed().as_secs_f64();
     thread::sleep(until.saturating_sub(start.elapsed()));
@@ -296,15 +351,30 @@ fn spike(shared: &Shared, manager: &Manager, start: Instant, at: Duration, until
     for (i, chunk) in chunks.iter().enumerate() {
         pattern.fill((i as u8) | 1);
         if !chunk.chunks(pattern.len()).all(|c| *c == pattern[..c.len()]) {
-            let bad = chunk.iter().filter(|&&b| b != pattern[0]).count();
-            shared.spike_corrupt.fetch_add(bad as u64, Relaxed);
-            shared.report(format!("spike chunk {i}: {bad} bytes changed"));
+            corrupt(i, chunk.iter().filter(|&&b| b != pattern[0]).count());
         }
     }
     drop(chunks);
     times.freed = start.elapsed().as_secs_f64();
-    shared.phase.store(AFTER, Relaxed);
+    phase.store(AFTER, Relaxed);
     times
+}
+
+/// Allocates and touches `SPIKE` strong bytes at `at`, frees them at `until`.
+fn spike(shared: &Shared, manager: &Manager, start: Instant, at: Duration, until: Duration) -> SpikeTimes {
+    hold_spike(
+        SPIKE,
+        &shared.phase,
+        start,
+        (at, until),
+        || {
+            note_peak(shared, manager);
+        },
+        |i, bad| {
+            shared.spike_corrupt.fetch_add(bad as u64, Relaxed);
+            shared.report(format!("spike chunk {i}: {bad} bytes changed"));
+        },
+    )
 }
 
 /// Inserts the hottest keys until the cache is at its capacity, so the run
@@ -440,67 +510,54 @@ fn write_csv(path: &str, rows: &[Row]) -> std::io::Result<()> {
 }
 
 /// The plot: memory over time (top) and the hit ratio (bottom), the spike
-/// shaded. Text is plain SVG `<text>`: no font library is needed.
+/// shaded.
 fn plot(path: &str, rows: &[Row], at: f64, until: f64, secs: f64) -> Result<(), Box<dyn std::error::Error>> {
-    use plotters::prelude::*;
+    use plotters::prelude::{SeriesLabelPosition, BLACK, BLUE, GREEN, MAGENTA, RED};
 
-    let root = SVGBackend::new(path, (960, 720)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let (top, bottom) = root.split_vertically(480);
-    let limit = mib(PROCESS_LIMIT);
-
-    let mut chart = ChartBuilder::on(&top)
-        .caption("discardable::Cache under a strong-memory spike (process limit 512 MiB)", ("sans-serif", 18))
-        .margin(12)
-        .x_label_area_size(30)
-        .y_label_area_size(50)
-        .build_cartesian_2d(0.0..secs, 0.0..limit * 1.1)?;
-    chart.configure_mesh().x_desc("seconds").y_desc("MiB").draw()?;
-    chart.draw_series([Rectangle::new([(at, 0.0), (until, limit * 1.1)], RGBColor(255, 235, 200).filled())])?;
-    type Series = (&'static str, RGBColor, fn(&Row) -> f64);
+    type Series = (&'static str, plotters::style::RGBColor, fn(&Row) -> f64);
     let series: [Series; 4] = [
         ("strong + discardable", MAGENTA, |r| mib(r.strong + r.discardable)),
         ("cache values", BLUE, |r| mib(r.cache)),
         ("strong (DiscardAlloc)", RED, |r| mib(r.strong)),
         ("process limit", BLACK, |_| mib(PROCESS_LIMIT)),
     ];
-    for (label, color, f) in series {
-        chart
-            .draw_series(LineSeries::new(rows.iter().map(|r| (r.t, f(r))), color.stroke_width(2)))?
-            .label(label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
-    }
-    chart.configure_series_labels().position(SeriesLabelPosition::LowerRight).border_style(BLACK).draw()?;
-
-    let mut chart = ChartBuilder::on(&bottom)
-        .margin(12)
-        .x_label_area_size(30)
-        .y_label_area_size(50)
-        .build_cartesian_2d(0.0..secs, 0.0..100.0)?;
-    chart.configure_mesh().x_desc("seconds").y_desc("hit ratio %").draw()?;
-    chart.draw_series([Rectangle::new([(at, 0.0), (until, 100.0)], RGBColor(255, 235, 200).filled())])?;
-    chart
-        .draw_series(LineSeries::new(
-            rows.windows(2).map(|w| (w[1].t, 100.0 * rates(&w[0], &w[1]).hit_ratio)),
-            GREEN.stroke_width(2),
-        ))?
-        .label("hit ratio (per 100 ms)")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], GREEN.stroke_width(2)));
-    chart.configure_series_labels().position(SeriesLabelPosition::LowerRight).border_style(BLACK).draw()?;
-    root.present()?;
-    Ok(())
-}
-
-/// `--compare`: the same run against other caches. Not written yet.
-fn compare(_args: &Args) -> ExitCode {
-    println!("--compare: not implemented yet");
-    ExitCode::from(2)
+    let memory = plot::Panel {
+        caption: Some("discardable::Cache under a strong-memory spike (process limit 512 MiB)".to_string()),
+        y_desc: "MiB",
+        y_max: mib(PROCESS_LIMIT) * 1.1,
+        height: 480,
+        legend: SeriesLabelPosition::LowerRight,
+        lines: series
+            .iter()
+            .map(|&(label, color, f)| plot::Line {
+                label: label.to_string(),
+                color,
+                points: rows.iter().map(|r| (r.t, f(r))).collect(),
+            })
+            .collect(),
+    };
+    let hits = plot::Panel {
+        caption: None,
+        y_desc: "hit ratio %",
+        y_max: 100.0,
+        height: 240,
+        legend: SeriesLabelPosition::LowerRight,
+        lines: vec![plot::Line {
+            label: "hit ratio (per 100 ms)".to_string(),
+            color: GREEN,
+            points: rows.windows(2).map(|w| (w[1].t, 100.0 * rates(&w[0], &w[1]).hit_ratio)).collect(),
+        }],
+    };
+    plot::draw(path, 960, secs, (at, until), &[memory, hits])
 }
 
 fn main() -> ExitCode {
     let args = parse_args();
+    if let Some(name) = &args.contender {
+        return compare::child(&args, name);
+    }
     if args.compare {
-        return compare(&args);
+        return compare::compare(&args);
     }
     match run(&args) {
         Ok(true) => ExitCode::SUCCESS,
