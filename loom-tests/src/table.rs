@@ -4,7 +4,7 @@
 //!
 //! Headers are the shipped ones, published through the shipped arena intake
 //! and owned by the shipped table inside the shipped manager [`Core`]; the
-//! manager's side is `Core::reclaim` itself (src/manager/mod.rs), and the
+//! manager's side is `Core::reclaim` itself (src/manager/reclaim.rs), and the
 //! owner's side follows `Discardable::drop` (src/handle/mod.rs). Both use a
 //! fresh crossbeam-epoch [`Collector`] per execution, each thread with its
 //! own registered handle, as crossbeam's own loom tests do.

@@ -52,11 +52,14 @@
 //! Must never: be reached from the allocator's path.
 
 mod cgroup;
+mod decide;
+mod discover;
 mod meminfo;
 mod notify;
 mod poll;
 mod psi;
 mod signal;
+mod wait;
 mod watermark;
 
 #[cfg(all(test, not(loom)))]
@@ -64,22 +67,22 @@ mod tests;
 
 use core::time::Duration;
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 pub(crate) use cgroup::cgroup_limit;
 pub use signal::{Signal, SignalReport};
 pub use watermark::{PressureError, Watermarks};
 
-use cgroup::{c_path, read_text, Level, Version, STAT_BUF};
+use cgroup::Level;
 use meminfo::MemInfo;
-use notify::{Drained, Kind, Notifier};
-use signal::{tighter, FileFault};
+use notify::Notifier;
+use signal::FileFault;
 use watermark::Hysteresis;
 
-use crate::os;
+// What the tests (`use super::*`) take from here besides the above.
+#[cfg(all(test, not(loom)))]
+use {crate::os, notify::Kind, std::os::fd::AsRawFd, wait::Ready};
 
 /// The default discardable limit: a quarter of physical memory or of the
 /// cgroup limit, whichever is smaller (64 MiB if neither is known).
@@ -131,15 +134,6 @@ pub(crate) struct Reading {
     /// The signal with the least relative headroom, `None` when no signal
     /// has a limit.
     pub(crate) trigger: Option<Signal>,
-}
-
-/// What [`Pressure::wait`] woke for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Ready {
-    /// The caller's own descriptor is readable.
-    pub(crate) extra: bool,
-    /// Kernel notifications drained.
-    pub(crate) notifications: usize,
 }
 
 /// A cgroup level and the state of its notification.
@@ -234,412 +228,6 @@ const REFRESH: Duration = Duration::from_secs(1);
 pub(crate) const FILE_MAX_AGE: Duration = Duration::from_millis(2);
 
 impl Pressure {
-    /// Finds the signals under `cfg.proc_root`, reads each once and arms
-    /// the kernel notifications (if `cfg.notifications`). Never fails
-    /// (INV-1).
-    pub(crate) fn discover(cfg: PressureConfig) -> Pressure {
-        let root = cfg.proc_root.as_path();
-        let mut p = Pressure {
-            marks: cfg.watermarks,
-            notifications: cfg.notifications,
-            process_limit: cfg.process_limit,
-            process_bytes: 0,
-            groups: Vec::new(),
-            host: None,
-            psi: None,
-            notifiers: Vec::new(),
-            missing: Vec::new(),
-            hysteresis: Hysteresis::default(),
-            refresh: false,
-            files_at: None,
-            files_bytes: 0,
-        };
-        match cgroup::discover(root) {
-            Ok((v1, v2)) => {
-                if let (true, Some((dir, fault))) = (v1.levels.is_empty(), &v1.fault) {
-                    p.missing.push(missing(Signal::CgroupV1, dir, *fault));
-                }
-                // On hybrid hosts memory is a v1 controller: an empty v2
-                // group is expected there, not a problem.
-                if let (true, true, Some((dir, fault))) = (v1.levels.is_empty(), v2.levels.is_empty(), &v2.fault) {
-                    p.missing.push(missing(Signal::CgroupV2, dir, *fault));
-                }
-                let group = |level| Group {
-                    level,
-                    threshold_tried: None,
-                    threshold_fault: None,
-                    arm_fault: None,
-                    read_at: None,
-                };
-                p.groups.extend(v1.levels.into_iter().chain(v2.levels).map(group));
-            }
-            Err(fault) => {
-                let at = root.join("proc/self/cgroup");
-                p.missing.push(missing(Signal::CgroupV1, &at, fault));
-                p.missing.push(missing(Signal::CgroupV2, &at, fault));
-            }
-        }
-        if let Some(path) = c_path(root, "proc/meminfo") {
-            p.host = Some(Host { path, source: root.join("proc/meminfo"), last: None, fault: None });
-        }
-        // The v2 group's own pressure file when there is one (it covers
-        // exactly the group's tasks), else the host's.
-        let psi_source = match p.groups.iter().find(|g| g.level.version == Version::V2) {
-            Some(g) => g.level.file("memory.pressure"),
-            None => root.join("proc/pressure/memory"),
-        };
-        if let Ok(path) = CString::new(psi_source.as_os_str().as_bytes()) {
-            p.psi = Some(Psi {
-                path,
-                source: psi_source,
-                avg10: None,
-                fault: None,
-                window: None,
-                arm_fault: None,
-                pending: false,
-                last_stall: None,
-                read_at: None,
-            });
-        }
-        let mut buf = [0u8; STAT_BUF];
-        p.read_host(&mut buf);
-        p.read_psi(&mut buf);
-        if p.notifications {
-            p.arm();
-        }
-        p
-    }
-
-    /// Arms every notification discovery found a place for.
-    fn arm(&mut self) {
-        let mut own_v1 = true;
-        for i in 0..self.groups.len() {
-            let dir = self.groups[i].level.dir.clone();
-            match self.groups[i].level.version {
-                Version::V1 => {
-                    self.rearm_threshold(i);
-                    // Pressure levels on the process's own group only: the
-                    // kernel reports reclaim of our pages there whichever
-                    // limit (or the host) caused it.
-                    if own_v1 {
-                        own_v1 = false;
-                        for (level, critical) in [("medium", false), ("critical", true)] {
-                            match notify::arm_v1(&dir, notify::Arg::Level(level)) {
-                                Ok(fd) => {
-                                    self.notifiers.push(Notifier::new(fd, Kind::PressureLevel { level: i, critical }))
-                                }
-                                Err(f) => {
-                                    self.groups[i].arm_fault.get_or_insert(f);
-                                }
-                            }
-                        }
-                    }
-                }
-                Version::V2 => match notify::open_events(&dir) {
-                    Ok(fd) => self.notifiers.push(Notifier::new(fd, Kind::Events { level: i })),
-                    Err(f) => {
-                        self.groups[i].arm_fault.get_or_insert(f);
-                    }
-                },
-            }
-        }
-        if let Some(psi) = self.psi.as_mut().filter(|psi| psi.fault.is_none()) {
-            match psi::arm(&psi.path) {
-                Ok((fd, window)) => {
-                    psi.window = Some(window);
-                    self.notifiers.push(Notifier::new(fd, Kind::Psi));
-                }
-                Err(f) => psi.arm_fault = Some(f),
-            }
-        }
-    }
-
-    /// (Re-)arms the v1 usage threshold of group `i` at the high mark of
-    /// its current limit, unless that exact threshold was already tried.
-    fn rearm_threshold(&mut self, i: usize) {
-        let g = &mut self.groups[i];
-        let want = g.level.limit.map(|l| self.marks.high_mark(l));
-        if want == g.threshold_tried {
-            return;
-        }
-        g.threshold_tried = want;
-        // Dropping the old eventfd unregisters its threshold (notify INV-1).
-        self.notifiers.retain(|n| !matches!(n.kind, Kind::Threshold { level, .. } if level == i));
-        let Some(bytes) = want else { return };
-        match notify::arm_v1(&g.level.dir, notify::Arg::Threshold(bytes)) {
-            Ok(fd) => {
-                g.threshold_fault = None;
-                self.notifiers.push(Notifier::new(fd, Kind::Threshold { level: i, bytes }));
-            }
-            Err(f) => g.threshold_fault = Some(f),
-        }
-    }
-
-    fn read_host(&mut self, buf: &mut [u8]) {
-        let Some(host) = self.host.as_mut() else { return };
-        match read_text(&host.path, "/proc/meminfo", buf)
-            .and_then(|t| meminfo::parse_meminfo(t).ok_or(FileFault::format("/proc/meminfo")))
-        {
-            Ok(info) => {
-                host.last = Some(info);
-                host.fault = None;
-            }
-            Err(f) => host.fault = Some(f),
-        }
-    }
-
-    fn read_psi(&mut self, buf: &mut [u8]) {
-        let Some(psi) = self.psi.as_mut() else { return };
-        match read_text(&psi.path, "memory.pressure", buf)
-            .and_then(|t| psi::parse_some_avg10(t).ok_or(FileFault::format("memory.pressure")))
-        {
-            Ok(avg10) => {
-                psi.avg10 = Some(avg10);
-                psi.fault = None;
-                psi.read_at = Some(Instant::now());
-            }
-            Err(f) => psi.fault = Some(f),
-        }
-    }
-
-    /// A fresh sample now, whatever the age of the last one (tests).
-    #[cfg(all(test, not(loom)))]
-    pub(crate) fn sample(&mut self, process_bytes: usize) -> Reading {
-        self.sample_at(process_bytes, Instant::now())
-    }
-
-    /// A sample ([`Self::sample_at`]) when the files are due (INV-4): `fresh` (the
-    /// caller's timer expired), a notification arrived, or the last file
-    /// sample is [`FILE_MAX_AGE`] old. Otherwise reuses that sample: the
-    /// process limit is checked against `process_bytes`, and each usage read
-    /// from a file is moved by the change of `process_bytes` since (the
-    /// process's own growth or reclaim shows in its cgroups and in
-    /// `MemAvailable`), so a pass right after a reclaim does not reclaim the
-    /// same bytes again. No PSI stall counts without a fresh sample.
-    pub(crate) fn sample_if_due(&mut self, process_bytes: usize, fresh: bool) -> Reading {
-        self.sample_if_due_at(process_bytes, fresh, Instant::now())
-    }
-
-    /// [`Self::sample_if_due`] at `now` (tests pass their own clock).
-    fn sample_if_due_at(&mut self, process_bytes: usize, fresh: bool, now: Instant) -> Reading {
-        let due = fresh || self.refresh || self.files_at.is_none_or(|t| now.duration_since(t) >= FILE_MAX_AGE);
-        if due {
-            self.sample_at(process_bytes, now)
-        } else {
-            self.evaluate(process_bytes, now, false)
-        }
-    }
-
-    /// Reads the signals at `now` and returns the trigger's usage and
-    /// limit. `process_bytes` is the process's strong + discardable bytes.
-    ///
-    /// Every signal that can trigger is read on every call; an unlimited
-    /// cgroup and the `avg10` of an armed PSI trigger only every
-    /// [`REFRESH`] or after a notification (they feed reports, not
-    /// decisions), which keeps an idle sample at one or two file reads.
-    fn sample_at(&mut self, process_bytes: usize, now: Instant) -> Reading {
-        let refresh = core::mem::take(&mut self.refresh);
-        let stale = |read_at: Option<Instant>| refresh || read_at.is_none_or(|t| now.duration_since(t) >= REFRESH);
-        let mut buf = [0u8; STAT_BUF];
-        for i in 0..self.groups.len() {
-            let g = &mut self.groups[i];
-            if g.level.limit.is_some() || stale(g.read_at) {
-                g.read_at = Some(now);
-                // A failure is recorded in the level and leaves it no limit.
-                let _ = g.level.sample(&mut buf);
-            }
-            if self.notifications && self.groups[i].level.version == Version::V1 {
-                self.rearm_threshold(i);
-            }
-        }
-        self.read_host(&mut buf);
-        if self.psi.as_ref().is_some_and(|psi| psi.window.is_none() || stale(psi.read_at)) {
-            self.read_psi(&mut buf);
-        }
-        self.files_at = Some(now);
-        self.files_bytes = process_bytes;
-        self.evaluate(process_bytes, now, true)
-    }
-
-    /// The trigger among the process limit and the signals' last file
-    /// readings (moved by the process's own change since, INV-4), and, on
-    /// a `fresh` sample, a PSI stall.
-    fn evaluate(&mut self, process_bytes: usize, now: Instant, fresh: bool) -> Reading {
-        self.process_bytes = process_bytes;
-        let (grown, shrunk) =
-            (process_bytes.saturating_sub(self.files_bytes), self.files_bytes.saturating_sub(process_bytes));
-        let moved = |usage: usize| usage.saturating_add(grown).saturating_sub(shrunk);
-        let mut best: Option<(Signal, usize, usize)> = None;
-        let mut consider = |signal, usage, limit| {
-            if best.is_none_or(|(_, u, l)| tighter((usage, limit), (u, l))) {
-                best = Some((signal, usage, limit));
-            }
-        };
-        if let Some(limit) = self.process_limit {
-            consider(Signal::ProcessLimit, process_bytes, limit);
-        }
-        for g in &self.groups {
-            if let Some((usage, limit)) = g.level.usage_and_limit() {
-                consider(g.level.version.signal(), moved(usage), limit);
-            }
-        }
-        // Whether the host itself is short of memory (usage past the low
-        // watermark of MemTotal), for host-wide PSI below.
-        let mut host_tight = false;
-        if let Some(info) = self.host.as_ref().and_then(|h| h.last.filter(|_| h.fault.is_none())) {
-            let (usage, limit) = info.usage_and_limit();
-            let usage = moved(usage);
-            host_tight = usage >= self.marks.low_mark(limit);
-            consider(Signal::MemAvailable, usage, limit);
-        }
-        // The host's PSI file reports stalls anywhere on the machine (another
-        // group at its limit); act on it only when the host is short too. A
-        // v2 group's own pressure file covers exactly our tasks.
-        let own_psi = self.groups.iter().any(|g| g.level.version == Version::V2);
-        if let Some(psi) = self.psi.as_mut().filter(|_| fresh) {
-            let polled_stall = psi.window.is_none()
-                && psi.fault.is_none()
-                && psi.avg10.is_some_and(|a| a >= psi::AVG10_STALL)
-                && psi.last_stall.is_none_or(|t| now.duration_since(t) >= psi.window());
-            if (psi.pending || polled_stall) && process_bytes > 0 && (own_psi || host_tight) {
-                psi.last_stall = Some(now);
-                consider(Signal::Psi, process_bytes, process_bytes);
-            }
-            psi.pending = false;
-        }
-        match best {
-            Some((signal, usage, limit)) => {
-                Reading { limit, usage, headroom: limit.saturating_sub(usage), trigger: Some(signal) }
-            }
-            None => {
-                Reading { limit: usize::MAX, usage: process_bytes, headroom: usize::MAX - process_bytes, trigger: None }
-            }
-        }
-    }
-
-    /// The reclaim decision for `reading`: `Some(bytes)` to discard now.
-    ///
-    /// Byte signals follow the watermarks with hysteresis: reclaim starts
-    /// when usage rises above the high mark, and every later decision
-    /// returns the bytes that would bring usage down to the low mark until
-    /// usage is there. A PSI stall is a one-shot: `1 - low` of the process's
-    /// bytes, without starting an episode.
-    pub(crate) fn decide(&mut self, reading: &Reading) -> Option<usize> {
-        match reading.trigger {
-            None => {
-                self.hysteresis.reset();
-                None
-            }
-            Some(Signal::Psi) => {
-                Some(reading.usage.saturating_sub(self.marks.low_mark(reading.limit))).filter(|&n| n > 0)
-            }
-            Some(_) => self.hysteresis.step(&self.marks, reading.usage, reading.limit),
-        }
-    }
-
-    /// How long the manager may sleep before the next sample, given the
-    /// last one (`None`: until a descriptor of [`Self::fds`] or the
-    /// manager's own wake-up is ready). The policy is documented in
-    /// `pressure/poll.rs`: 5 ms above the low mark, 10 ms to 1 s below it
-    /// depending on headroom, and no polling for a signal a kernel
-    /// notification covers while it is below its low mark.
-    pub(crate) fn poll_interval(&self, reading: &Reading) -> Option<Duration> {
-        let m = &self.marks;
-        // The trigger first: it covers the PSI one-shot (usage == limit).
-        let mut out =
-            if reading.trigger.is_some() { poll::interval(reading.usage, reading.limit, true, m) } else { None };
-        if let Some(limit) = self.process_limit {
-            out = poll::shorter(out, poll::interval(self.process_bytes, limit, false, m));
-        }
-        for (i, g) in self.groups.iter().enumerate() {
-            let Some((usage, limit)) = g.level.usage_and_limit() else { continue };
-            let covered = g.level.version == Version::V1
-                && self
-                    .notifiers
-                    .iter()
-                    .any(|n| matches!(n.kind, Kind::Threshold { level, bytes } if level == i && g.level.raw < bytes));
-            out = poll::shorter(out, poll::interval(usage, limit, covered, m));
-        }
-        if let Some(info) = self.host.as_ref().and_then(|h| h.last.filter(|_| h.fault.is_none())) {
-            let (usage, limit) = info.usage_and_limit();
-            out = poll::shorter(out, poll::interval(usage, limit, false, m));
-        }
-        if let Some(psi) = &self.psi {
-            if psi.window.is_none() && psi.fault.is_none() {
-                out = poll::shorter(out, Some(poll::SLOW));
-            }
-        }
-        out
-    }
-
-    /// The armed notification descriptors and the `poll` events to ask for
-    /// (INV-3). Pass every ready one to [`Self::drain_fd`].
-    pub(crate) fn fds(&self) -> impl Iterator<Item = (RawFd, i16)> + '_ {
-        self.notifiers.iter().map(|n| (n.raw_fd(), n.events()))
-    }
-
-    /// Acknowledges a descriptor `poll` reported ready with `revents`:
-    /// reads an eventfd's counter, re-reads `memory.events`, notes a PSI
-    /// stall for the next [`Self::sample`]. A descriptor that reports an
-    /// error is closed and its failure goes into the reports. Returns the
-    /// signal it belongs to, `None` for a descriptor that is not ours.
-    pub(crate) fn drain_fd(&mut self, fd: RawFd, revents: i16) -> Option<Signal> {
-        let i = self.notifiers.iter().position(|n| n.raw_fd() == fd)?;
-        let signal = self.notifiers[i].signal();
-        match self.notifiers[i].drain(revents) {
-            Drained::Fired(n) => {
-                if let (Kind::Psi, Some(psi)) = (self.notifiers[i].kind, self.psi.as_mut()) {
-                    psi.pending |= n > 0;
-                }
-                self.refresh |= n > 0;
-            }
-            Drained::Gone(fault) => {
-                let dead = self.notifiers.remove(i);
-                match dead.level() {
-                    Some(level) if matches!(dead.kind, Kind::Threshold { .. }) => {
-                        self.groups[level].threshold_fault = Some(fault)
-                    }
-                    Some(level) => self.groups[level].arm_fault = Some(fault),
-                    None => {
-                        if let Some(psi) = self.psi.as_mut() {
-                            psi.window = None;
-                            psi.arm_fault = Some(fault);
-                        }
-                    }
-                }
-            }
-        }
-        Some(signal)
-    }
-
-    /// Waits for a notification, the caller's `extra` descriptor (polled
-    /// for `POLLIN`, e.g. the manager's own eventfd; the caller drains it)
-    /// or `timeout`, and drains every ready notification.
-    pub(crate) fn wait(
-        &mut self,
-        timeout: Option<Duration>,
-        extra: Option<BorrowedFd<'_>>,
-    ) -> Result<Ready, os::OsError> {
-        let mut fds: Vec<libc::pollfd> = extra
-            .map(|fd| (fd.as_raw_fd(), libc::POLLIN))
-            .into_iter()
-            .chain(self.fds())
-            .map(|(fd, events)| libc::pollfd { fd, events, revents: 0 })
-            .collect();
-        let mut ready = Ready { extra: false, notifications: 0 };
-        if os::poll(&mut fds, timeout)? == 0 {
-            return Ok(ready);
-        }
-        let skip = usize::from(extra.is_some());
-        ready.extra = extra.is_some() && fds[0].revents != 0;
-        for pfd in &fds[skip..] {
-            if pfd.revents != 0 && self.drain_fd(pfd.fd, pfd.revents).is_some() {
-                ready.notifications += 1;
-            }
-        }
-        Ok(ready)
-    }
-
     /// One report per signal in use or looked for: source, last reading,
     /// limit, whether a notification is armed, and any error.
     pub(crate) fn reports(&self) -> Vec<SignalReport> {
@@ -687,11 +275,4 @@ impl Pressure {
         }
         out
     }
-}
-
-/// A report for a signal discovery looked for and did not find.
-fn missing(signal: Signal, at: &Path, fault: FileFault) -> SignalReport {
-    let mut r = SignalReport::new(signal, at.display().to_string());
-    r.add_error(fault);
-    r
 }

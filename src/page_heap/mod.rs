@@ -27,10 +27,15 @@
 //! Must never: allocate from the Rust heap, take a parking_lot lock, pin an
 //! epoch or panic on a path the global allocator can reach. Threads: any.
 
+mod bitmap;
+mod segment;
+
 use core::cell::UnsafeCell;
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering::Relaxed};
+use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
+use self::bitmap::{find_run, run_len, set_range, test};
+use self::segment::{meta_pages, segment_of, Kind, Segment};
 use crate::os::{self, OsError};
 use crate::sync::RawLock;
 
@@ -65,40 +70,6 @@ pub(crate) struct HeapStats {
     pub(crate) in_use: usize,
     /// Free bytes still committed (will be released past the bound).
     pub(crate) retained: usize,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Normal,
-    Huge,
-}
-
-/// Segment metadata, at the start of every segment (INV-1).
-#[repr(C)]
-struct Segment {
-    next: *mut Segment,
-    kind: Kind,
-    /// Start and length of the whole mapping in bytes (the header is not at
-    /// its start only for huge spans aligned to a segment or more).
-    map_base: usize,
-    mapped_len: usize,
-    /// First data page (after the metadata pages).
-    first_page: usize,
-    /// Pages in the segment (data limit).
-    pages: usize,
-    /// Free data pages in the segment.
-    free_pages: usize,
-    /// Per [`SLICE_SIZE`] slice: 0, or 1 + the distance in slices back to
-    /// the start of the tagged span covering it (see [`PageHeap::tag`]).
-    /// Written by the span's owner before its pointers escape, read by
-    /// `free` of pointers into it; atomics so no access is a data race.
-    slices: [AtomicU8; SLICES],
-    /// Bit set: page is free.
-    free: [u64; WORDS],
-    /// Bit set: page is free but still committed (retained).
-    dirty: [u64; WORDS],
-    /// Length in pages of the used span starting at each page (0 elsewhere).
-    span_len: [u32; MAX_PAGES],
 }
 
 /// The page heap. One global instance serves the whole process
@@ -210,103 +181,6 @@ impl PageHeap {
         let start = s.first_page.next_multiple_of(align_pages);
         // Fresh pages are already zero.
         Ok(self.take(s, start, pages, false))
-    }
-
-    /// Marks `[start, start + pages)` of `s` used and returns its address.
-    fn take(&self, s: &mut Segment, start: usize, pages: usize, zeroed: bool) -> NonNull<u8> {
-        let page = self.page_size();
-        let base = s as *mut Segment as usize;
-        let mut dirty = 0;
-        // Release dirty sub-runs first when the caller needs zeroes (INV-4).
-        let mut i = start;
-        while i < start + pages {
-            if !test(&s.dirty, i) {
-                i += 1;
-                continue;
-            }
-            let run = i;
-            while i < start + pages && test(&s.dirty, i) {
-                i += 1;
-            }
-            dirty += i - run;
-            if zeroed {
-                let addr = (base + run * page) as *mut u8;
-                // SAFETY: the run is free (so nobody's data) and inside this
-                // segment's mapping; `addr` is non-null.
-                let ok = unsafe { os::discard(NonNull::new_unchecked(addr), (i - run) * page) };
-                if ok.is_err() {
-                    // Could not release: zero by hand so the promise holds.
-                    // SAFETY: same range, mapped and writable, unused.
-                    unsafe { ptr::write_bytes(addr, 0, (i - run) * page) };
-                }
-            }
-        }
-        set_range(&mut s.free, start, pages, false);
-        set_range(&mut s.dirty, start, pages, false);
-        s.span_len[start] = pages as u32;
-        s.free_pages -= pages;
-        self.retained.fetch_sub(dirty * page, Relaxed);
-        self.in_use.fetch_add(pages * page, Relaxed);
-        // SAFETY: `base + start * page` lies inside a live mapping.
-        unsafe { NonNull::new_unchecked((base + start * page) as *mut u8) }
-    }
-
-    fn alloc_huge(&self, pages: usize, align_pages: usize) -> Result<NonNull<u8>, OsError> {
-        let page = self.page_size();
-        let nomem = OsError { op: "mmap", errno: libc::ENOMEM };
-        // The header takes the first page; the data starts at the first
-        // aligned page after it (below SEGMENT_SIZE, so masking finds the
-        // header).
-        let first = align_pages.max(1);
-        let len = pages.checked_add(first).and_then(|p| p.checked_mul(page)).ok_or(nomem)?;
-        let seg = self.map_segment(Kind::Huge, len, first)?;
-        // SAFETY: just mapped and initialised; not shared with anyone yet.
-        let s = unsafe { &mut *seg };
-        s.span_len[0] = pages as u32;
-        let data_page = s.first_page;
-        self.in_use.fetch_add(pages * page, Relaxed);
-        // SAFETY: the data starts `first_page` pages after the header, inside
-        // the mapping of `pages + first` pages.
-        Ok(unsafe { NonNull::new_unchecked((seg as *mut u8).add(data_page * page)) })
-    }
-
-    /// Maps and initialises a segment of `len` bytes.
-    fn map_segment(&self, kind: Kind, len: usize, huge_first: usize) -> Result<*mut Segment, OsError> {
-        let page = self.page_size();
-        // Data aligned to a segment or more cannot find a header by masking
-        // (it would mask to itself): its header sits in the page before it,
-        // `huge_first` pages into a mapping aligned to the data's alignment.
-        let over_aligned = kind == Kind::Huge && huge_first * page >= SEGMENT_SIZE;
-        let base = os::map_aligned(len, if over_aligned { huge_first * page } else { SEGMENT_SIZE })?;
-        self.mapped.fetch_add(len, Relaxed);
-        let header =
-            if over_aligned { base.as_ptr() as usize + (huge_first - 1) * page } else { base.as_ptr() as usize };
-        let seg = header as *mut Segment;
-        let huge_first = if over_aligned { 1 } else { huge_first };
-        let (first_page, pages) = match kind {
-            Kind::Normal => (meta_pages(page), SEGMENT_SIZE / page),
-            Kind::Huge => (huge_first, len / page),
-        };
-        // The mapping is zero-filled, so the bitmaps and span lengths start
-        // cleared; only the scalar fields need writing. A huge segment's
-        // header fits its first page because only the scalars are touched.
-        // SAFETY: `seg` points to at least one fresh, writable, aligned page.
-        unsafe {
-            ptr::addr_of_mut!((*seg).next).write(ptr::null_mut());
-            ptr::addr_of_mut!((*seg).kind).write(kind);
-            ptr::addr_of_mut!((*seg).map_base).write(base.as_ptr() as usize);
-            ptr::addr_of_mut!((*seg).mapped_len).write(len);
-            ptr::addr_of_mut!((*seg).first_page).write(first_page);
-            ptr::addr_of_mut!((*seg).pages).write(pages);
-        }
-        if kind == Kind::Normal {
-            // SAFETY: a normal segment's metadata pages are fresh and ours.
-            let s = unsafe { &mut *seg };
-            set_range(&mut s.free, first_page, pages - first_page, true);
-            s.free_pages = pages - first_page;
-            self.in_use.fetch_add(first_page * page, Relaxed);
-        }
-        Ok(seg)
     }
 
     /// The length in bytes of the span at `ptr`.
@@ -507,160 +381,11 @@ impl PageHeap {
             seg = s.next;
         }
     }
-
-    /// Unmaps `seg` (wholly free) if another wholly free segment exists.
-    ///
-    /// # Safety
-    ///
-    /// `self.lock` must be held and `seg` must be a wholly free segment on
-    /// the list.
-    unsafe fn unmap_empty_locked(&self, seg: *mut Segment) {
-        // SAFETY: the caller holds the lock (INV-1).
-        let inner = unsafe { &mut *self.inner.get() };
-        let mut other_empty = false;
-        let mut link: *mut *mut Segment = &mut inner.segments;
-        let mut prev_link = ptr::null_mut();
-        // SAFETY: `link` points at the list head or a live member's `next`
-        // field; list members are live and the lock is held (INV-1).
-        while let Some(s) = unsafe { (*link).as_mut() } {
-            if ptr::eq(s, seg) {
-                prev_link = link;
-            } else if s.free_pages == s.pages - s.first_page {
-                other_empty = true;
-            }
-            link = &mut s.next;
-        }
-        if !other_empty || prev_link.is_null() {
-            return;
-        }
-        let page = self.page_size();
-        // SAFETY: `seg` is live (caller) and wholly free; unlink it first.
-        let s = unsafe { &mut *seg };
-        // SAFETY: `prev_link` points at the link that holds `seg`.
-        unsafe { *prev_link = s.next };
-        let dirty = count(&s.dirty) * page;
-        self.retained.fetch_sub(dirty, Relaxed);
-        self.in_use.fetch_sub(s.first_page * page, Relaxed);
-        self.mapped.fetch_sub(s.mapped_len, Relaxed);
-        // SAFETY: the segment is unlinked and holds no live span.
-        unsafe { os::unmap(NonNull::new_unchecked(seg.cast()), s.mapped_len) };
-    }
-}
-
-/// The metadata pages of a normal segment at page size `page`.
-fn meta_pages(page: usize) -> usize {
-    core::mem::size_of::<Segment>().div_ceil(page)
-}
-
-/// The segment header of the span at (or the block inside a span at)
-/// `ptr`: address masking, except for huge spans aligned to a segment or
-/// more, whose header is the page before them (no other span starts on a
-/// segment boundary: normal segments begin with their metadata).
-#[inline]
-fn segment_of(ptr: NonNull<u8>) -> *mut Segment {
-    let addr = ptr.as_ptr() as usize;
-    if addr % SEGMENT_SIZE == 0 {
-        (addr - os::page_size()) as *mut Segment
-    } else {
-        (addr & !(SEGMENT_SIZE - 1)) as *mut Segment
-    }
-}
-
-#[inline]
-fn test(bits: &[u64], i: usize) -> bool {
-    bits[i / 64] >> (i % 64) & 1 == 1
-}
-
-fn count(bits: &[u64]) -> usize {
-    bits.iter().map(|w| w.count_ones() as usize).sum()
-}
-
-/// Sets (or clears) `n` bits from `start`.
-fn set_range(bits: &mut [u64], start: usize, n: usize, value: bool) {
-    let mut i = start;
-    let end = start + n;
-    while i < end {
-        let b = i % 64;
-        let take = (64 - b).min(end - i);
-        let mask = if take == 64 { u64::MAX } else { ((1u64 << take) - 1) << b };
-        if value {
-            bits[i / 64] |= mask;
-        } else {
-            bits[i / 64] &= !mask;
-        }
-        i += take;
-    }
-}
-
-/// The first set bit in `[from, limit)`.
-fn next_set(bits: &[u64], from: usize, limit: usize) -> Option<usize> {
-    let mut i = from;
-    while i < limit {
-        let word = bits[i / 64] >> (i % 64);
-        if word != 0 {
-            let at = i + word.trailing_zeros() as usize;
-            return (at < limit).then_some(at);
-        }
-        i = (i / 64 + 1) * 64;
-    }
-    None
-}
-
-/// How many consecutive set bits start at `i`, counting at most `cap`.
-fn run_len(bits: &[u64], i: usize, cap: usize) -> usize {
-    let mut len = 0;
-    while len < cap {
-        let at = i + len;
-        let ones = (bits[at / 64] >> (at % 64)).trailing_ones() as usize;
-        len += ones;
-        if (at + ones) % 64 != 0 || ones == 0 {
-            break;
-        }
-    }
-    len.min(cap)
-}
-
-/// The first run of `n` set bits in `[start, limit)` whose start is a
-/// multiple of `align` (first fit).
-fn find_run(bits: &[u64], start: usize, limit: usize, n: usize, align: usize) -> Option<usize> {
-    let mut i = next_set(bits, start, limit)?.next_multiple_of(align);
-    while i + n <= limit {
-        let len = run_len(bits, i, n);
-        if len >= n {
-            return Some(i);
-        }
-        i = next_set(bits, i + len + 1, limit)?.next_multiple_of(align);
-    }
-    None
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn find_run_first_fit() {
-        let mut bits = [0u64; 4];
-        set_range(&mut bits, 3, 2, true);
-        set_range(&mut bits, 60, 80, true);
-        assert_eq!(find_run(&bits, 0, 256, 1, 1), Some(3));
-        assert_eq!(find_run(&bits, 0, 256, 2, 1), Some(3));
-        assert_eq!(find_run(&bits, 0, 256, 3, 1), Some(60));
-        assert_eq!(find_run(&bits, 0, 256, 80, 1), Some(60));
-        assert_eq!(find_run(&bits, 0, 256, 81, 1), None);
-        assert_eq!(find_run(&bits, 0, 100, 41, 1), None);
-        assert_eq!(find_run(&bits, 61, 256, 79, 1), Some(61));
-        assert_eq!(find_run(&bits, 0, 256, 1, 4), Some(4));
-        assert_eq!(find_run(&bits, 0, 256, 2, 2), Some(60));
-        assert_eq!(find_run(&bits, 0, 256, 2, 8), Some(64));
-        assert_eq!(find_run(&bits, 0, 256, 16, 16), Some(64));
-        assert_eq!(find_run(&bits, 0, 256, 70, 16), Some(64));
-        assert_eq!(find_run(&bits, 0, 256, 77, 16), None);
-        assert_eq!(find_run(&bits, 0, 256, 64, 64), Some(64));
-        assert_eq!(find_run(&bits, 0, 256, 76, 64), Some(64));
-        assert_eq!(find_run(&bits, 0, 256, 77, 64), None);
-        assert_eq!(count(&bits), 82);
-    }
 
     #[test]
     fn spans_do_not_overlap_and_accounting_is_exact() {

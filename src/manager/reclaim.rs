@@ -1,0 +1,298 @@
+//! The reclaim core: [`Core`], the manager state the manager thread
+//! shares, and the one reclaim decision ([`Core::reclaim`], [`Core::pass`])
+//! that every trigger comes through, with the thread's pass
+//! ([`Core::run_once`]) and its fault injection. The parent module's docs
+//! cover the threads, the panic story and what this must never do.
+
+use core::ptr::NonNull;
+use std::time::Duration;
+
+use crossbeam_epoch::{Collector, LocalHandle};
+
+use super::sink::{Notices, Sinks};
+use super::table::Table;
+#[cfg(doc)]
+use super::Manager;
+use super::{ThreadPriority, SIGNALS};
+#[cfg(loom)]
+use crate::fork;
+use crate::handle::arena::Arena;
+use crate::handle::header::Header;
+use crate::pressure::{Pressure, PressureConfig, Reading, SignalReport};
+use crate::sync::{AtomicUsize, Mutex, Ordering::Relaxed};
+
+/// Victims claimed per table-lock acquisition.
+const BATCH: usize = 64;
+
+/// The manager state the thread shares: everything but the arena.
+pub(crate) struct Core {
+    pub(super) table: Mutex<Table>,
+    pub(super) collector: Collector,
+    pub(super) limit: usize,
+    pub(super) pinned_bytes: AtomicUsize,
+    pub(super) over_limit_bytes: AtomicUsize,
+    /// Reclaims triggered by the manager's own limit.
+    pub(super) limit_reclaims: std::sync::atomic::AtomicU64,
+    /// Reclaims per triggering signal, indexed by `Signal::index`.
+    pub(super) signal_reclaims: [std::sync::atomic::AtomicU64; SIGNALS],
+    /// The last signal reports, for `Manager::signals`.
+    pub(super) reports: parking_lot::Mutex<Vec<SignalReport>>,
+    /// Who hears of discards (`sink.rs`).
+    pub(super) sinks: parking_lot::Mutex<Sinks>,
+    /// A sink left work for a flush (the thread flushes every 10 ms).
+    pub(super) sinks_pending: std::sync::atomic::AtomicBool,
+    /// Lazy mode: how long an allocation stays unpinned before it is
+    /// offered (`None`: managed mode).
+    pub(super) lazy_delay: Option<Duration>,
+    /// What the pressure layer is discovered with (again after a fork).
+    pub(super) pressure: PressureConfig,
+    /// The process limit when this is the global manager with direct
+    /// reclaim installed.
+    pub(super) direct_limit: parking_lot::Mutex<Option<usize>>,
+    /// The fork generation the manager thread was spawned in.
+    pub(super) thread_gen: std::sync::atomic::AtomicU64,
+    /// Panics the manager thread caught (the parent module's docs, "Panics").
+    pub(super) manager_panics: std::sync::atomic::AtomicU64,
+    /// Passes the manager thread completed.
+    pub(super) passes: std::sync::atomic::AtomicU64,
+    /// The scheduling priority the manager thread asks for.
+    pub(super) priority: ThreadPriority,
+    /// What it got: 0 before it started, else `1 + ThreadPriority as u8`.
+    pub(super) thread_priority: std::sync::atomic::AtomicU8,
+    /// Fault injection: how many more manager-thread passes with work to do
+    /// panic on purpose ([`Manager::__panic_next_passes`]).
+    #[cfg(any(test, discardable_fault_injection))]
+    pub(super) injected_panics: AtomicUsize,
+    /// Loom models only: called with each header a pass reads outside the
+    /// table lock, right before and right after the read, so that a model
+    /// can check (through its own copy of the header's canary) that the
+    /// header is still alive there.
+    #[cfg(loom)]
+    pub(super) probe: Option<Probe>,
+}
+
+/// See `Core::probe`.
+#[cfg(loom)]
+pub(crate) type Probe = Box<dyn Fn(NonNull<Header>) + Send + Sync>;
+
+impl Core {
+    /// The one reclaim decision: scan, then claim victims in policy order
+    /// under the table lock and release their pages outside it, until
+    /// `target` bytes are freed or nothing unpinned is left. Every trigger
+    /// (the thread, [`Manager::reclaim`], direct reclaim, and later a
+    /// cross-process coordinator) comes through here.
+    pub(crate) fn reclaim(&self, arena: &Arena, local: &LocalHandle, target: usize) -> usize {
+        self.pass(arena, local, target, false).0
+    }
+
+    /// [`Self::reclaim`], and with `offer` (lazy mode, manager thread) also
+    /// offers cold spans to the kernel. Returns the bytes freed and how many
+    /// offerable allocations remain unoffered.
+    fn pass(&self, arena: &Arena, local: &LocalHandle, target: usize, offer: bool) -> (usize, usize) {
+        let guard = local.pin();
+        let mut offers: Vec<NonNull<Header>> = Vec::new();
+        let unoffered;
+        let orphans;
+        let retired;
+        {
+            let mut table = self.table.lock();
+            table.drain(arena);
+            let scan = table.scan_offering(&guard, offer.then_some(&mut offers));
+            arena.counters.garbage.fetch_sub(scan.retired, Relaxed);
+            self.pinned_bytes.store(scan.pinned_bytes, Relaxed);
+            unoffered = scan.unoffered;
+            retired = scan.retired;
+            orphans = table.take_orphans();
+        }
+        for block in orphans {
+            // SAFETY: the table retired the orphan after its last unpin and
+            // handed its bytes to us (state INV-8); nobody else frees them.
+            unsafe { arena.release_dropped(block) };
+        }
+        for header in &offers {
+            #[cfg(loom)]
+            self.probe(*header);
+            // SAFETY: the table keeps the header until it sees the owner's
+            // drop mark, and then frees it only through the epoch, which
+            // `guard` holds back (table INV-1).
+            if unsafe { header.as_ref() }.offer() {
+                arena.counters.offers.fetch_add(1, Relaxed);
+            }
+            #[cfg(loom)]
+            self.probe(*header);
+        }
+        // Deliberately broken variant for the loom models: the victims'
+        // headers are read with no epoch guard holding their free back.
+        #[cfg(discardable_broken_epoch)]
+        drop(guard);
+        let unoffered = unoffered.saturating_sub(offers.len());
+        let mut freed = 0;
+        let mut notices = Notices::default();
+        let mut victims: Vec<NonNull<Header>> = Vec::new();
+        while freed < target {
+            victims.clear();
+            self.table.lock().claim_victims(target - freed, BATCH, &mut victims);
+            // Zero-cost victims (empty allocations) still count: stop only
+            // when nothing unpinned is left.
+            if victims.is_empty() {
+                break;
+            }
+            for header in &victims {
+                #[cfg(loom)]
+                self.probe(*header);
+                // SAFETY: we claimed it, so the table will not free it before
+                // it sees the owner's drop mark, and even then only through
+                // the epoch, which `guard` holds back (table INV-1).
+                let h = unsafe { header.as_ref() };
+                notices.push(h.sink, h.tag);
+                freed += arena.release_discarded(h);
+                #[cfg(loom)]
+                self.probe(*header);
+            }
+        }
+        // (The broken variant dropped it before the release loop.)
+        #[cfg(not(discardable_broken_epoch))]
+        drop(guard);
+        if retired > 0 {
+            // Hand this pass's retired headers to the collector and let it
+            // free them: crossbeam on its own collects only every 128th pin,
+            // which the manager's one pin per pass would reach far too
+            // rarely. A bag is freed two epoch advances after it was
+            // sealed, and each flush advances the epoch at most once (when
+            // no other participant is pinned in an older one).
+            for _ in 0..3 {
+                local.pin().flush();
+            }
+        }
+        if notices.deliver(&self.sinks) {
+            self.sinks_pending.store(true, Relaxed);
+            arena.wake.request();
+        }
+        (freed, unoffered)
+    }
+
+    /// Records how far pins keep the arena above its limit.
+    pub(super) fn note_limit(&self, arena: &Arena) -> usize {
+        let over = arena.counters.bytes.load(Relaxed).saturating_sub(self.limit);
+        self.over_limit_bytes.store(over, Relaxed);
+        over
+    }
+
+    /// One pass of the manager thread: the larger of what the limit and
+    /// what the pressure signals ask for. `fresh` asks for the pressure
+    /// files to be read whatever their age (a timer expired); otherwise a
+    /// file sample younger than `Pressure`'s bound is reused, while the
+    /// process's own bytes are always current. Returns the reading and how
+    /// many offerable allocations remain unoffered.
+    pub(super) fn run_once(
+        &self,
+        arena: &Arena,
+        local: &LocalHandle,
+        pressure: &mut Pressure,
+        fresh: bool,
+    ) -> (Reading, usize) {
+        let own = arena.counters.bytes.load(Relaxed);
+        let over_limit = own.saturating_sub(self.limit);
+        let reading = pressure.sample_if_due(crate::alloc::strong_bytes() + own, fresh);
+        let wanted = pressure.decide(&reading).unwrap_or(0);
+        #[cfg(any(test, discardable_fault_injection))]
+        self.inject_panic(local, over_limit.max(wanted));
+        if over_limit > 0 && over_limit >= wanted {
+            self.limit_reclaims.fetch_add(1, Relaxed);
+        } else if let (true, Some(signal)) = (wanted > 0, reading.trigger) {
+            self.signal_reclaims[signal.index()].fetch_add(1, Relaxed);
+        }
+        let (_, unoffered) = self.pass(arena, local, over_limit.max(wanted), self.lazy_delay.is_some());
+        (reading, unoffered)
+    }
+
+    /// Fault injection: if a panic was requested and this pass has
+    /// `target > 0` bytes to reclaim, panics the way a bug mid-pass would:
+    /// with the pressure sampled, an epoch guard pinned and the table lock
+    /// held (the caller holds the fork gate).
+    #[cfg(any(test, discardable_fault_injection))]
+    fn inject_panic(&self, local: &LocalHandle, target: usize) {
+        if target > 0 && self.injected_panics.fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1)).is_ok() {
+            let _epoch = local.pin();
+            let _table = self.table.lock();
+            panic!("discardable: injected manager-thread panic (fault injection)");
+        }
+    }
+}
+
+/// Loom models only: the manager's state without its thread or pressure
+/// discovery, so a model drives [`Core::reclaim`] and [`Core::pass`] itself
+/// (`__loom::Core`).
+#[cfg(loom)]
+impl Core {
+    /// A core ordering its table by `policy`, protecting headers with
+    /// `collector` (a fresh one per model execution), offering after
+    /// `lazy_delay` (`None`: managed mode), and calling `probe` around each
+    /// header read outside the table lock.
+    pub(crate) fn for_model(
+        policy: crate::Policy,
+        limit: usize,
+        collector: Collector,
+        lazy_delay: Option<Duration>,
+        probe: Option<Probe>,
+    ) -> Self {
+        Core {
+            table: Mutex::new(Table::new(policy)),
+            collector,
+            limit,
+            pinned_bytes: AtomicUsize::new(0),
+            over_limit_bytes: AtomicUsize::new(0),
+            limit_reclaims: std::sync::atomic::AtomicU64::new(0),
+            signal_reclaims: [const { std::sync::atomic::AtomicU64::new(0) }; SIGNALS],
+            reports: parking_lot::Mutex::new(Vec::new()),
+            sinks: parking_lot::Mutex::new(Sinks::default()),
+            sinks_pending: std::sync::atomic::AtomicBool::new(false),
+            lazy_delay,
+            pressure: PressureConfig::default(),
+            direct_limit: parking_lot::Mutex::new(None),
+            thread_gen: std::sync::atomic::AtomicU64::new(fork::generation()),
+            manager_panics: std::sync::atomic::AtomicU64::new(0),
+            passes: std::sync::atomic::AtomicU64::new(0),
+            priority: ThreadPriority::Normal,
+            thread_priority: std::sync::atomic::AtomicU8::new(0),
+            #[cfg(any(test, discardable_fault_injection))]
+            injected_panics: AtomicUsize::new(0),
+            probe,
+        }
+    }
+
+    /// [`Core::pass`], for the models.
+    pub(crate) fn model_pass(&self, arena: &Arena, local: &LocalHandle, target: usize, offer: bool) -> (usize, usize) {
+        self.pass(arena, local, target, offer)
+    }
+
+    /// The bytes the last scan found pinned.
+    pub(crate) fn pinned_bytes(&self) -> usize {
+        self.pinned_bytes.load(Relaxed)
+    }
+
+    fn probe(&self, header: NonNull<Header>) {
+        if let Some(probe) = &self.probe {
+            probe(header);
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use crate::{Discardable, Manager, Policy};
+
+    /// Regression (found by the `handle_ops` fuzz target): zero-cost victims
+    /// must be released and counted, and must not stop the reclaim early.
+    #[test]
+    fn zero_length_victims_do_not_stop_reclaim() {
+        for policy in [Policy::Fifo, Policy::Lru, Policy::Clock, Policy::S3Fifo] {
+            let m = Manager::builder().policy(policy).limit(1 << 40).start().unwrap();
+            let empties: Vec<Discardable<[u8]>> = (0..100).map(|_| Discardable::from_slice_in(&[], &m)).collect();
+            let page = Discardable::<[u8]>::zeroed_in(4096, &m);
+            assert_eq!(m.reclaim(usize::MAX), page.cost(), "{policy:?}");
+            assert!(page.is_discarded() && empties.iter().all(Discardable::is_discarded));
+            assert_eq!(m.stats().discarded_count, 101, "{policy:?}");
+        }
+    }
+}
