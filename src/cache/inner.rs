@@ -48,13 +48,22 @@ pub(crate) struct Inner<K, S> {
     pub(super) sketch: std::sync::OnceLock<sketch::Sketch>,
 }
 
-impl<K, S: BuildHasher> Inner<K, S> {
+impl<K, S> Inner<K, S> {
+    /// The index of `hash`'s shard: its top bits.
     #[inline]
-    pub(super) fn shard(&self, hash: u64) -> &Shard<K> {
+    pub(super) fn shard_index(&self, hash: u64) -> usize {
         // `checked_shr`: a single shard has shift 64.
-        &self.shards[hash.checked_shr(self.shift).unwrap_or(0) as usize]
+        hash.checked_shr(self.shift).unwrap_or(0) as usize
     }
 
+    /// `hash`'s shard.
+    #[inline]
+    pub(super) fn shard(&self, hash: u64) -> &Shard<K> {
+        &self.shards[self.shard_index(hash)]
+    }
+}
+
+impl<K, S: BuildHasher> Inner<K, S> {
     /// Pins a live entry: a guard, or `None` if it was discarded.
     #[inline]
     pub(super) fn pin<V: ?Sized + CacheValue>(&self, entry: &Entry) -> Option<CacheGuard<V>> {
@@ -190,7 +199,7 @@ where
     fn discarded(&self, tags: &[u64]) -> bool {
         let mut per_shard: Vec<Vec<u64>> = vec![Vec::new(); self.shards.len()];
         for &hash in tags {
-            per_shard[hash.checked_shr(self.shift).unwrap_or(0) as usize].push(hash);
+            per_shard[self.shard_index(hash)].push(hash);
         }
         for (shard, hashes) in self.shards.iter().zip(per_shard) {
             if !hashes.is_empty() {

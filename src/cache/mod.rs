@@ -257,10 +257,7 @@ where
         let mut removed = Removed::new();
         {
             let mut map = self.inner.shard(hash).map.write();
-            let dead = |it: &Item<K>| {
-                it.key.borrow() == key && matches!(&it.slot, Slot::Ready(e) if e.header().state.load().is_discarded())
-            };
-            if let Some(i) = map.table.find(hash, dead) {
+            if let Some(i) = map.table.find(hash, |it| it.key.borrow() == key && shard::is_dead(it)) {
                 let (k, _) = map.take(i, &self.inner.arena, &self.inner.counters, RemovalCause::Discarded);
                 removed.push((k, RemovalCause::Discarded));
             }
@@ -390,10 +387,7 @@ where
             let mut map = self.inner.shard(hash).map.write();
             match map.table.find(hash, |it| it.key.borrow() == key) {
                 Some(i) => {
-                    let dead = map.table.get(i).is_some_and(|it| match &it.slot {
-                        Slot::Ready(e) => e.header().state.load().is_discarded(),
-                        Slot::Pending(_) => false,
-                    });
+                    let dead = map.table.get(i).is_some_and(shard::is_dead);
                     let cause = if dead { RemovalCause::Discarded } else { RemovalCause::Removed };
                     let (k, live) = map.take(i, &self.inner.arena, &self.inner.counters, cause);
                     if live {

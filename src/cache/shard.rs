@@ -206,7 +206,7 @@ impl<K> Map<K> {
 }
 
 /// Whether an item's value was discarded.
-fn is_dead<K>(item: &Item<K>) -> bool {
+pub(crate) fn is_dead<K>(item: &Item<K>) -> bool {
     matches!(&item.slot, Slot::Ready(entry) if entry.header().state.load().is_discarded())
 }
 

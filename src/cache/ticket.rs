@@ -26,12 +26,14 @@ pub(crate) struct Ticket<'a, K, S> {
     pub(super) done: bool,
 }
 
-impl<K, S: BuildHasher> Ticket<'_, K, S> {
+impl<K, S> Ticket<'_, K, S> {
     /// The slot of our placeholder, if nobody removed or replaced it.
     fn find(&self, map: &Map<K>) -> Option<usize> {
         map.table.find(self.hash, |it| matches!(&it.slot, Slot::Pending(f) if Arc::ptr_eq(f, &self.flight)))
     }
+}
 
+impl<K, S: BuildHasher> Ticket<'_, K, S> {
     /// Stores `value` in place of the placeholder and ends the flight.
     pub(super) fn complete<V: ?Sized + CacheValue>(mut self, value: &V) -> Result<CacheGuard<V>, Error> {
         let inner = self.inner;
@@ -81,12 +83,9 @@ impl<K, S> Drop for Ticket<'_, K, S> {
             return;
         }
         // Error, panic or a dropped future: release the key, wake waiters.
-        let shard = &self.inner.shards[self.hash.checked_shr(self.inner.shift).unwrap_or(0) as usize];
         {
-            let mut map = shard.map.write();
-            let found =
-                map.table.find(self.hash, |it| matches!(&it.slot, Slot::Pending(f) if Arc::ptr_eq(f, &self.flight)));
-            if let Some(i) = found {
+            let mut map = self.inner.shard(self.hash).map.write();
+            if let Some(i) = self.find(&map) {
                 map.table.remove(i);
             }
         }
