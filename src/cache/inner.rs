@@ -86,8 +86,7 @@ impl<K, S: BuildHasher> Inner<K, S> {
     pub(super) fn create<V: ?Sized + CacheValue>(&self, value: &V, hash: u64) -> Result<(Entry, CacheGuard<V>), Error> {
         let (size, align, meta) = value.__shape();
         self.fits(size)?;
-        let arena = self.manager.arena();
-        let block = arena.store.alloc(size, align, false)?;
+        let (block, arena) = self.manager.alloc_block(size, align, false)?;
         // SAFETY: the block is fresh and ours, `size` bytes aligned to
         // `align`; it cannot overlap `value`.
         unsafe { value::copy_to(value, block.ptr) };

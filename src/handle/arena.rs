@@ -95,7 +95,8 @@ impl Arena {
     /// with a discard sink).
     pub fn register_as(&self, block: Block, birth: Birth) -> NonNull<Header> {
         let header = NonNull::from(Box::leak(Box::new(Header::with(block.ptr, block.loc, block.cost, birth))));
-        let bytes = self.counters.bytes.fetch_add(block.cost, Relaxed) + block.cost;
+        let kept = self.kept_bytes();
+        let bytes = self.counters.bytes.fetch_add(block.cost, Relaxed) + block.cost + kept;
         self.counters.live.fetch_add(1, Relaxed);
         self.push_intake(header);
         // In lazy mode a new span must reach the manager so it can be offered
@@ -140,6 +141,45 @@ impl Arena {
             prev = unsafe { h.as_ref() }.next.load(Relaxed);
             f(h);
         }
+    }
+
+    /// Bytes of discarded spans the store keeps mapped for reuse.
+    #[inline]
+    pub(crate) fn kept_bytes(&self) -> usize {
+        self.store.kept_bytes.load(Relaxed)
+    }
+
+    /// What the arena holds against its limit: live discardable bytes and
+    /// the spans kept for reuse.
+    #[inline]
+    pub(crate) fn held(&self) -> usize {
+        // Kept first: spans move from `bytes` to `kept_bytes` (uncounted
+        // first) and back (`kept_bytes` first), so this order never counts
+        // one twice.
+        let kept = self.kept_bytes();
+        self.counters.bytes.load(Relaxed) + kept
+    }
+
+    /// Frees the bytes of discarded allocations whose discards the caller
+    /// won (`State::try_discard`), emptying `blocks`: with `keep`, spans
+    /// stay mapped for reuse while the store's pool has room; the rest give
+    /// their pages back now, in as few `madvise` calls as adjacency allows.
+    ///
+    /// # Safety
+    ///
+    /// Each block is a copy of the header of an allocation of this arena
+    /// whose discard the caller won (state INV-4), freed once.
+    pub(crate) unsafe fn release_victims(&self, blocks: &mut Vec<Block>, keep: bool) {
+        let (count, bytes) = (blocks.len(), blocks.iter().map(|b| b.cost).sum::<usize>());
+        // Uncount first: a kept span moves from `bytes` to the store's
+        // `kept_bytes`, and `held` (which reads `kept_bytes` first) must
+        // never count it twice.
+        self.counters.bytes.fetch_sub(bytes, Relaxed);
+        // SAFETY: the caller won each discard, so it owns the bytes, which
+        // came from this arena's store.
+        unsafe { self.store.free_discarded(blocks, keep) };
+        self.counters.discarded_count.fetch_add(count as u64, Relaxed);
+        self.counters.discarded_bytes.fetch_add(bytes as u64, Relaxed);
     }
 
     /// Frees the bytes of an allocation whose discard the caller won
@@ -220,11 +260,18 @@ impl Arena {
     /// Counts one dropped handle; asks the manager to sweep when garbage
     /// headers pile up.
     pub fn note_dropped(&self) {
-        let live = self.counters.live.fetch_sub(1, Relaxed) - 1;
-        let garbage = self.counters.garbage.load(Relaxed);
-        if garbage >= 4096 && garbage > live / 2 {
+        self.counters.live.fetch_sub(1, Relaxed);
+        if self.garbage_is_high() {
             self.wake.request();
         }
+    }
+
+    /// Whether dropped handles' headers waiting for the manager's scan
+    /// pile up: at least 4096 of them, and more than half as many as live
+    /// handles (so retiring them costs O(1) per handle amortized).
+    pub(crate) fn garbage_is_high(&self) -> bool {
+        let garbage = self.counters.garbage.load(Relaxed);
+        garbage >= 4096 && garbage > self.counters.live.load(Relaxed) / 2
     }
 }
 

@@ -1,10 +1,18 @@
 //! Where discardable bytes live: whole-page spans for large allocations,
 //! size-class slots on shared pages for small ones.
 //!
-//! Owns: the slot pages of one arena and their free bitmaps. Spans come from
-//! and go back to the process-wide [`PageHeap`]. A slot page goes back to the
-//! OS (`MADV_DONTNEED`) the moment every slot on it is free or discarded;
-//! discarding a span gives its pages back at once.
+//! Owns: the slot pages of one arena and their free bitmaps, and the pool
+//! of discarded spans kept for reuse. Spans come from and go back to the
+//! process-wide [`PageHeap`]. A slot page goes back to the OS
+//! (`MADV_DONTNEED`) the moment every slot on it is free or discarded.
+//!
+//! Discarded spans ([`Store::free_discarded`]): a discard made for the
+//! manager's own budget keeps its span mapped in the pool, up to the
+//! pool's bound (set by the manager: 1 % of its limit, at most 4 MiB), and
+//! the next allocation of the same page count takes it back without a
+//! page fault; the pool's bytes count against the limit. Every other
+//! discarded span gives its pages back at once, adjacent spans in one
+//! `madvise`. [`Store::flush_kept`] empties the pool (memory pressure).
 //!
 //! Costs are what an allocation costs the OS: whole pages for a span, the
 //! slot size for a small one.
@@ -106,11 +114,26 @@ struct Slots {
 // access goes through the `Mutex` in `Store`.
 unsafe impl Send for Slots {}
 
+/// Discarded spans kept mapped for reuse: (first byte, bytes).
+#[derive(Debug, Default)]
+struct Kept(Vec<(NonNull<u8>, usize)>);
+
+// SAFETY: the pointers own page-heap spans, not thread-bound data; all
+// access goes through the `Mutex` in `Store`.
+unsafe impl Send for Kept {}
+
 /// The byte store of one arena.
 #[derive(Debug)]
 pub(crate) struct Store {
     heap: &'static PageHeap,
     slots: Mutex<Slots>,
+    kept: Mutex<Kept>,
+    /// Bytes in `kept` (read without the lock on every span allocation).
+    pub(crate) kept_bytes: core::sync::atomic::AtomicUsize,
+    /// The pool's bound in bytes (0: no pool).
+    keep_limit: core::sync::atomic::AtomicUsize,
+    /// `madvise` calls made giving this store's pages back.
+    pub(crate) advised: core::sync::atomic::AtomicU64,
     /// Lock discardable pages in memory (`mlock`) so they are dropped, not
     /// swapped.
     lock_pages: bool,
@@ -127,6 +150,10 @@ impl Store {
         Self {
             heap,
             slots: Mutex::new(Slots::default()),
+            kept: Mutex::new(Kept::default()),
+            kept_bytes: core::sync::atomic::AtomicUsize::new(0),
+            keep_limit: core::sync::atomic::AtomicUsize::new(0),
+            advised: core::sync::atomic::AtomicU64::new(0),
             lock_pages,
             locked_bytes: core::sync::atomic::AtomicUsize::new(0),
             lock_refusals: core::sync::atomic::AtomicU64::new(0),
@@ -174,6 +201,14 @@ impl Store {
         }
         if size > SMALL_MAX || align > SLOT_ALIGN {
             let pages = size.div_ceil(page);
+            if let Some(ptr) = self.reuse(pages * page) {
+                if zeroed {
+                    // SAFETY: the kept span is ours alone now and
+                    // `pages * page` long.
+                    unsafe { ptr.as_ptr().write_bytes(0, pages * page) };
+                }
+                return Ok(Block { ptr, loc: Loc::Span, cost: pages * page });
+            }
             let ptr = self.heap.alloc_span(pages, zeroed).map_err(Error::Os)?;
             let loc = if self.lock(ptr, pages * page) { Loc::LockedSpan } else { Loc::Span };
             return Ok(Block { ptr, loc, cost: pages * page });
@@ -225,6 +260,79 @@ impl Store {
         Ok(Block { ptr, loc: Loc::Slot { page: id, slot: slot as u16 }, cost: slot_size })
     }
 
+    /// Counts the `madvise` a free with `release` makes.
+    fn count_advice(&self, release: Release) {
+        if release == Release::Now {
+            self.advised.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Sets the bound of the pool of kept spans (0: keep none). A store
+    /// that locks its pages keeps none: its spans are unlocked when freed.
+    pub(crate) fn set_keep_limit(&self, bytes: usize) {
+        let bytes = if self.lock_pages { 0 } else { bytes };
+        self.keep_limit.store(bytes, core::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// A kept span of exactly `bytes`, if the pool has one.
+    fn reuse(&self, bytes: usize) -> Option<NonNull<u8>> {
+        if self.kept_bytes.load(core::sync::atomic::Ordering::Relaxed) == 0 {
+            return None;
+        }
+        let _gate = crate::fork::enter();
+        let mut kept = self.kept.lock();
+        let i = kept.0.iter().rposition(|&(_, b)| b == bytes)?;
+        let (ptr, _) = kept.0.swap_remove(i);
+        self.kept_bytes.fetch_sub(bytes, core::sync::atomic::Ordering::Relaxed);
+        Some(ptr)
+    }
+
+    /// Frees the bytes of discarded allocations, emptying `blocks`. With
+    /// `keep`, spans go into the pool while it has room; every other span
+    /// gives its pages back now, adjacent ones in one `madvise`.
+    ///
+    /// # Safety
+    ///
+    /// Each block must satisfy [`Self::free`]'s contract.
+    pub(crate) unsafe fn free_discarded(&self, blocks: &mut Vec<Block>, keep: bool) {
+        use core::sync::atomic::Ordering::Relaxed;
+        let mut release: Vec<NonNull<u8>> = Vec::new();
+        let limit = if keep { self.keep_limit.load(Relaxed) } else { 0 };
+        let _gate = crate::fork::enter();
+        let mut kept = (limit > 0).then(|| self.kept.lock());
+        for block in blocks.drain(..) {
+            match (block.loc, kept.as_mut()) {
+                (Loc::Span, Some(kept)) if self.kept_bytes.load(Relaxed) + block.cost <= limit => {
+                    kept.0.push((block.ptr, block.cost));
+                    self.kept_bytes.fetch_add(block.cost, Relaxed);
+                }
+                (Loc::Span, _) => release.push(block.ptr),
+                // SAFETY: forwarded from the caller's contract.
+                _ => unsafe { self.free(block.ptr, block.loc, Release::Now) },
+            }
+        }
+        drop(kept);
+        // SAFETY: live spans of this store, each given up once (caller).
+        let calls = unsafe { self.heap.free_spans_now(&mut release) };
+        self.advised.fetch_add(calls, Relaxed);
+    }
+
+    /// Gives every kept span's pages back to the OS.
+    pub(crate) fn flush_kept(&self) {
+        if self.kept_bytes.load(core::sync::atomic::Ordering::Relaxed) == 0 {
+            return;
+        }
+        let _gate = crate::fork::enter();
+        let spans = core::mem::take(&mut self.kept.lock().0);
+        let bytes: usize = spans.iter().map(|&(_, b)| b).sum();
+        let mut ptrs: Vec<NonNull<u8>> = spans.into_iter().map(|(p, _)| p).collect();
+        // SAFETY: kept spans are live spans of this store that nobody uses;
+        // taking them out of the pool made them ours alone.
+        let calls = unsafe { self.heap.free_spans_now(&mut ptrs) };
+        self.kept_bytes.fetch_sub(bytes, core::sync::atomic::Ordering::Relaxed);
+        self.advised.fetch_add(calls, core::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Frees a block. With [`Release::Now`] the pages go back to the OS at
     /// once where the block owns them (spans) or the page becomes empty.
     ///
@@ -235,12 +343,16 @@ impl Store {
     pub(crate) unsafe fn free(&self, ptr: NonNull<u8>, loc: Loc, release: Release) {
         match loc {
             Loc::Empty => {}
-            // SAFETY: forwarded from the caller's contract.
-            Loc::Span => drop(unsafe { self.heap.free_span(ptr, release) }),
+            Loc::Span => {
+                self.count_advice(release);
+                // SAFETY: forwarded from the caller's contract.
+                unsafe { self.heap.free_span(ptr, release) };
+            }
             Loc::LockedSpan => {
                 // SAFETY: forwarded from the caller's contract: a live span.
                 let bytes = unsafe { self.heap.span_bytes(ptr) };
                 self.unlock(ptr, bytes);
+                self.count_advice(release);
                 // SAFETY: as above.
                 unsafe { self.heap.free_span(ptr, release) };
             }
@@ -269,11 +381,18 @@ impl Store {
                     // SAFETY: every slot of the page is free, so nobody uses
                     // its bytes; it came from `alloc_span` in `alloc`.
                     unsafe { self.heap.free_span(base, Release::Now) };
+                    self.count_advice(Release::Now);
                 } else if was_full {
                     slots.partial[class].push(page);
                 }
             }
         }
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.flush_kept();
     }
 }
 
@@ -327,6 +446,37 @@ mod tests {
             unsafe { store.free(b.ptr, b.loc, Release::Now) };
         }
         assert!(store.slots.lock().pages.iter().all(Option::is_none));
+    }
+
+    #[test]
+    fn discarded_spans_are_kept_for_reuse_within_the_bound_and_flushed() {
+        let store = Store::with_locking(page_heap::global(), false);
+        let page = page_heap::global().page_size();
+        store.set_keep_limit(2 * page);
+        let blocks: Vec<Block> = (0..3).map(|_| store.alloc(page, 8, false).unwrap()).collect();
+        for b in &blocks {
+            // SAFETY: each span is ours and a page long.
+            unsafe { b.ptr.as_ptr().write_bytes(7, page) };
+        }
+        let mut victims = blocks.clone();
+        // SAFETY: allocated above, each freed once, nobody uses them after.
+        unsafe { store.free_discarded(&mut victims, true) };
+        assert!(victims.is_empty());
+        assert_eq!(store.kept_bytes.load(core::sync::atomic::Ordering::Relaxed), 2 * page, "kept up to the bound");
+        // The next allocations of that size take the kept spans back, zeroed
+        // when asked.
+        let again = store.alloc(page, 8, true).unwrap();
+        assert!(blocks.iter().any(|b| b.ptr == again.ptr), "a kept span is reused");
+        // SAFETY: `again` is ours and a page long.
+        assert!(unsafe { core::slice::from_raw_parts(again.ptr.as_ptr(), page) }.iter().all(|&b| b == 0));
+        assert_eq!(store.kept_bytes.load(core::sync::atomic::Ordering::Relaxed), page);
+        store.flush_kept();
+        assert_eq!(store.kept_bytes.load(core::sync::atomic::Ordering::Relaxed), 0);
+        // Without `keep`, nothing is kept.
+        let mut victims = vec![again];
+        // SAFETY: as above.
+        unsafe { store.free_discarded(&mut victims, false) };
+        assert_eq!(store.kept_bytes.load(core::sync::atomic::Ordering::Relaxed), 0);
     }
 
     #[test]

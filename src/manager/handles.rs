@@ -41,8 +41,7 @@ impl<T: Copy> Discardable<T> {
     /// Moves `value` into discardable memory of `manager`, or returns why it
     /// could not.
     pub fn try_new_in(value: T, manager: &Manager) -> Result<Self, Error> {
-        let arena = manager.arena();
-        let block = arena.store.alloc(size_of::<T>(), align_of::<T>(), false)?;
+        let (block, arena) = manager.alloc_block(size_of::<T>(), align_of::<T>(), false)?;
         // SAFETY: the block is fresh, ours, sized and aligned for one `T`.
         unsafe { block.ptr.cast::<T>().as_ptr().write(value) };
         Ok(Self::from_block(block, block.ptr.cast(), arena, Birth::default()))
@@ -54,8 +53,7 @@ impl<T: Copy> Discardable<T> {
     /// already pinned: it cannot be discarded before the returned [`Fresh`]
     /// lets go, however tight the budget.
     pub fn new_pinned_in(value: T, manager: &Manager) -> Result<Fresh<T>, Error> {
-        let arena = manager.arena();
-        let block = arena.store.alloc(size_of::<T>(), align_of::<T>(), false)?;
+        let (block, arena) = manager.alloc_block(size_of::<T>(), align_of::<T>(), false)?;
         // SAFETY: the block is fresh, ours, sized and aligned for one `T`.
         unsafe { block.ptr.cast::<T>().as_ptr().write(value) };
         let handle = Self::from_block(block, block.ptr.cast(), arena, PINNED);
@@ -85,8 +83,7 @@ impl<T: Copy> Discardable<[T]> {
     /// Copies `items` into discardable memory of `manager`, or returns why it
     /// could not.
     pub fn try_from_slice_in(items: &[T], manager: &Manager) -> Result<Self, Error> {
-        let arena = manager.arena();
-        let block = arena.store.alloc(size_of_val(items), align_of::<T>(), false)?;
+        let (block, arena) = manager.alloc_block(size_of_val(items), align_of::<T>(), false)?;
         // SAFETY: the block is fresh, ours, and sized and aligned for
         // `items.len()` values of `T`; it cannot overlap `items`.
         unsafe { core::ptr::copy_nonoverlapping(items.as_ptr(), block.ptr.cast::<T>().as_ptr(), items.len()) };
@@ -119,8 +116,7 @@ impl Discardable<[u8]> {
     /// ```
     pub fn fill_in(len: usize, manager: &Manager, fill: impl FnOnce(&mut [u8])) -> Result<Fresh<[u8]>, Error> {
         Layout::array::<u8>(len).map_err(|_| Error::Layout)?;
-        let arena = manager.arena();
-        let block = arena.store.alloc(len, 1, true)?;
+        let (block, arena) = manager.alloc_block(len, 1, true)?;
         let ptr = NonNull::slice_from_raw_parts(block.ptr, len);
         let mut fresh = Fresh::adopt(Self::from_block(block, ptr, arena, PINNED));
         fill(&mut fresh);
@@ -130,8 +126,7 @@ impl Discardable<[u8]> {
     /// `len` zero bytes of discardable memory of `manager`, or why not.
     pub fn try_zeroed_in(len: usize, manager: &Manager) -> Result<Self, Error> {
         Layout::array::<u8>(len).map_err(|_| Error::Layout)?;
-        let arena = manager.arena();
-        let block = arena.store.alloc(len, 1, true)?;
+        let (block, arena) = manager.alloc_block(len, 1, true)?;
         let ptr = NonNull::slice_from_raw_parts(block.ptr, len);
         Ok(Self::from_block(block, ptr, arena, Birth::default()))
     }

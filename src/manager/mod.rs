@@ -70,6 +70,7 @@ use self::table::Table;
 use self::thread::spawn;
 use crate::fork;
 use crate::handle::arena::{Arena, Wake};
+use crate::handle::store::Block;
 #[cfg(doc)]
 use crate::pressure::Pressure;
 use crate::pressure::{PressureConfig, Signal, SignalReport};
@@ -182,6 +183,9 @@ impl Manager {
             thread_gen: std::sync::atomic::AtomicU64::new(fork::generation()),
             manager_panics: std::sync::atomic::AtomicU64::new(0),
             passes: std::sync::atomic::AtomicU64::new(0),
+            reclaim_cpu_ns: std::sync::atomic::AtomicU64::new(0),
+            room_reclaims: std::sync::atomic::AtomicU64::new(0),
+            room_blocked: AtomicUsize::new(0),
             priority: builder.priority,
             thread_priority: std::sync::atomic::AtomicU8::new(0),
             #[cfg(any(test, discardable_fault_injection))]
@@ -189,9 +193,25 @@ impl Manager {
             #[cfg(loom)]
             probe: None,
         });
+        // Lazy mode hands pages to the kernel and reuses none of them.
+        arena.store.set_keep_limit(if builder.mode == ReclaimMode::Lazy { 0 } else { core.slack() });
         fork::install();
         spawn(&arena, &core)?;
         Ok(Manager { inner: Arc::new(Inner { arena, core }) })
+    }
+
+    /// Bytes for a new allocation of `size` bytes from this manager's store,
+    /// with room made under the limit first ([`Core::make_room`]). What
+    /// every constructor takes its bytes (and the arena) from.
+    pub(crate) fn alloc_block(
+        &self,
+        size: usize,
+        align: usize,
+        zeroed: bool,
+    ) -> Result<(Block, &Arc<Arena>), crate::Error> {
+        let arena = self.arena();
+        self.inner.core.make_room(arena, size);
+        Ok((arena.store.alloc(size, align, zeroed)?, arena))
     }
 
     /// The arena, after making sure the manager thread runs in this process
@@ -256,6 +276,8 @@ impl Manager {
         self.ensure_thread();
         let c = &self.inner.arena.counters;
         let core = &self.inner.core;
+        // Kept before live bytes: see `Arena::held`.
+        let kept_bytes = self.inner.arena.kept_bytes();
         let mut signal_reclaims = [0; SIGNALS];
         for (out, n) in signal_reclaims.iter_mut().zip(&core.signal_reclaims) {
             *out = n.load(Relaxed);
@@ -279,6 +301,10 @@ impl Manager {
             lock_refusals: self.inner.arena.store.lock_refusals.load(Relaxed),
             manager_panics: core.manager_panics.load(Relaxed),
             passes: core.passes.load(Relaxed),
+            reclaim_cpu_ns: core.reclaim_cpu_ns.load(Relaxed),
+            room_reclaims: core.room_reclaims.load(Relaxed),
+            kept_bytes,
+            madvise_calls: self.inner.arena.store.advised.load(Relaxed),
             thread_priority: match core.thread_priority.load(Relaxed) {
                 0 => None,
                 1 => Some(ThreadPriority::Normal),

@@ -18,11 +18,30 @@ use super::{ThreadPriority, SIGNALS};
 use crate::fork;
 use crate::handle::arena::Arena;
 use crate::handle::header::Header;
+use crate::handle::store::Block;
 use crate::pressure::{Pressure, PressureConfig, Reading, SignalReport};
 use crate::sync::{AtomicUsize, Mutex, Ordering::Relaxed};
 
 /// Victims claimed per table-lock acquisition.
 const BATCH: usize = 64;
+
+/// What a pass reclaims for: how it looks at the table, and where the
+/// bytes it frees go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    /// The manager's own limit (its thread, or a constructor making room):
+    /// a full scan only when one is due (`table::SCAN_EVERY`; victims are
+    /// checked for accesses as they are claimed), and discarded spans kept
+    /// mapped for reuse while the store's pool has room.
+    Budget,
+    /// Memory must really fall (a pressure signal, or an explicit
+    /// [`Manager::reclaim`]): a full scan first, and every freed page back
+    /// to the OS, the kept spans' too.
+    Release,
+    /// A constructor making room ([`Core::make_room`]): as `Budget`, but
+    /// never a full scan, which is the manager thread's to pay for.
+    Room,
+}
 
 /// The manager state the thread shares: everything but the arena.
 pub(crate) struct Core {
@@ -55,6 +74,12 @@ pub(crate) struct Core {
     pub(super) manager_panics: std::sync::atomic::AtomicU64,
     /// Passes the manager thread completed.
     pub(super) passes: std::sync::atomic::AtomicU64,
+    /// CPU time spent in passes, on every thread that ran one, in ns.
+    pub(super) reclaim_cpu_ns: std::sync::atomic::AtomicU64,
+    /// Passes run by constructors making room under the limit.
+    pub(super) room_reclaims: std::sync::atomic::AtomicU64,
+    /// How far the last room pass fell short of its need (pins held it).
+    pub(super) room_blocked: AtomicUsize,
     /// The scheduling priority the manager thread asks for.
     pub(super) priority: ThreadPriority,
     /// What it got: 0 before it started, else `1 + ThreadPriority as u8`.
@@ -82,27 +107,78 @@ impl Core {
     /// (the thread, [`Manager::reclaim`], direct reclaim, and later a
     /// cross-process coordinator) comes through here.
     pub(crate) fn reclaim(&self, arena: &Arena, local: &LocalHandle, target: usize) -> usize {
-        self.pass(arena, local, target, false).0
+        self.pass(arena, local, target, target, false, Purpose::Release).0
     }
 
-    /// [`Self::reclaim`], and with `offer` (lazy mode, manager thread) also
-    /// offers cold spans to the kernel. Returns the bytes freed and how many
-    /// offerable allocations remain unoffered.
-    fn pass(&self, arena: &Arena, local: &LocalHandle, target: usize, offer: bool) -> (usize, usize) {
+    /// How far below its limit a pass for the limit takes the arena, so
+    /// that passes come once per this many bytes of new allocations rather
+    /// than once per allocation; also the bound of the store's pool of
+    /// kept spans. 1 % of the limit, at most 4 MiB.
+    pub(crate) fn slack(&self) -> usize {
+        (self.limit / 100).min(4 << 20)
+    }
+
+    /// Makes room for a new allocation of `size` bytes before it is taken
+    /// (the limit is a bound, not a hint, at any allocation rate): when it
+    /// would take the arena past the limit by more than [`Self::slack`]
+    /// (plus what pins kept the last such pass from freeing), the calling
+    /// constructor runs a budget pass itself, down to the slack below the
+    /// limit, without waiting for the manager thread. Never called from
+    /// the global allocator's path.
+    pub(crate) fn make_room(&self, arena: &Arena, size: usize) {
+        let over = (arena.held() + size).saturating_sub(self.limit);
+        if over <= self.slack() + self.room_blocked.load(Relaxed) {
+            return;
+        }
+        let _gate = crate::fork::enter();
+        let local = self.collector.register();
+        self.room_reclaims.fetch_add(1, Relaxed);
+        let (freed, _) = self.pass(arena, &local, over, over + self.slack(), false, Purpose::Room);
+        // Fell short: pins hold the rest; do not retry on every allocation
+        // until the arena grows past what they hold.
+        self.room_blocked.store(over.saturating_sub(freed), Relaxed);
+    }
+
+    /// [`Self::reclaim`] for `purpose`: frees at least `need` bytes, and on
+    /// towards `want` while victims fit (`Table::claim_victims`); with
+    /// `offer` (lazy mode, manager thread) also offers cold spans to the
+    /// kernel. Returns the bytes freed and how many offerable allocations
+    /// remain unoffered.
+    fn pass(
+        &self,
+        arena: &Arena,
+        local: &LocalHandle,
+        need: usize,
+        want: usize,
+        offer: bool,
+        purpose: Purpose,
+    ) -> (usize, usize) {
+        let cpu = crate::os::thread_cpu_ns();
         let guard = local.pin();
         let mut offers: Vec<NonNull<Header>> = Vec::new();
-        let unoffered;
+        let mut unoffered = 0;
         let orphans;
-        let retired;
+        let mut retired = 0;
         {
             let mut table = self.table.lock();
             table.drain(arena);
-            let scan = table.scan_offering(&guard, offer.then_some(&mut offers));
-            arena.counters.garbage.fetch_sub(scan.retired, Relaxed);
-            self.pinned_bytes.store(scan.pinned_bytes, Relaxed);
-            unoffered = scan.unoffered;
-            retired = scan.retired;
+            let scan = match purpose {
+                Purpose::Release => true,
+                // Dropped handles' headers wait for a scan to be retired.
+                Purpose::Budget => table.scan_is_due() || arena.garbage_is_high(),
+                Purpose::Room => false,
+            };
+            if offer || scan {
+                let scan = table.scan_offering(&guard, offer.then_some(&mut offers));
+                arena.counters.garbage.fetch_sub(scan.retired, Relaxed);
+                self.pinned_bytes.store(scan.pinned_bytes, Relaxed);
+                unoffered = scan.unoffered;
+                retired = scan.retired;
+            }
             orphans = table.take_orphans();
+        }
+        if purpose == Purpose::Release {
+            arena.store.flush_kept();
         }
         for block in orphans {
             // SAFETY: the table retired the orphan after its last unpin and
@@ -129,9 +205,15 @@ impl Core {
         let mut freed = 0;
         let mut notices = Notices::default();
         let mut victims: Vec<NonNull<Header>> = Vec::new();
-        while freed < target {
+        let mut blocks: Vec<Block> = Vec::new();
+        let mut last = 0;
+        while freed < need || (last > 0 && freed + last <= want) {
             victims.clear();
-            self.table.lock().claim_victims(target - freed, BATCH, &mut victims);
+            last = self
+                .table
+                .lock()
+                .claim_victims(need.saturating_sub(freed), want.saturating_sub(freed), last, BATCH, &mut victims)
+                .1;
             // Zero-cost victims (empty allocations) still count: stop only
             // when nothing unpinned is left.
             if victims.is_empty() {
@@ -145,10 +227,16 @@ impl Core {
                 // the epoch, which `guard` holds back (table INV-1).
                 let h = unsafe { header.as_ref() };
                 notices.push(h.sink, h.tag);
-                freed += arena.release_discarded(h);
+                blocks.push(Block { ptr: h.data, loc: h.loc, cost: h.cost });
+                freed += h.cost;
                 #[cfg(loom)]
                 self.probe(*header);
             }
+            // Release each batch at once: claimed bytes still count as held.
+            // SAFETY: each block is a copy of a victim's header taken while
+            // our claim held it (its discard is ours: state INV-4), listed
+            // once.
+            unsafe { arena.release_victims(&mut blocks, purpose != Purpose::Release) };
         }
         // (The broken variant dropped it before the release loop.)
         #[cfg(not(discardable_broken_epoch))]
@@ -168,12 +256,13 @@ impl Core {
             self.sinks_pending.store(true, Relaxed);
             arena.wake.request();
         }
+        self.reclaim_cpu_ns.fetch_add(crate::os::thread_cpu_ns().saturating_sub(cpu), Relaxed);
         (freed, unoffered)
     }
 
     /// Records how far pins keep the arena above its limit.
     pub(super) fn note_limit(&self, arena: &Arena) -> usize {
-        let over = arena.counters.bytes.load(Relaxed).saturating_sub(self.limit);
+        let over = arena.held().saturating_sub(self.limit);
         self.over_limit_bytes.store(over, Relaxed);
         over
     }
@@ -191,18 +280,25 @@ impl Core {
         pressure: &mut Pressure,
         fresh: bool,
     ) -> (Reading, usize) {
-        let own = arena.counters.bytes.load(Relaxed);
+        let own = arena.held();
         let over_limit = own.saturating_sub(self.limit);
         let reading = pressure.sample_if_due(crate::alloc::strong_bytes() + own, fresh);
         let wanted = pressure.decide(&reading).unwrap_or(0);
         #[cfg(any(test, discardable_fault_injection))]
         self.inject_panic(local, over_limit.max(wanted));
-        if over_limit > 0 && over_limit >= wanted {
+        let purpose = if over_limit > 0 && over_limit >= wanted {
             self.limit_reclaims.fetch_add(1, Relaxed);
+            Purpose::Budget
         } else if let (true, Some(signal)) = (wanted > 0, reading.trigger) {
             self.signal_reclaims[signal.index()].fetch_add(1, Relaxed);
-        }
-        let (_, unoffered) = self.pass(arena, local, over_limit.max(wanted), self.lazy_delay.is_some());
+            Purpose::Release
+        } else {
+            Purpose::Budget
+        };
+        let need = over_limit.max(wanted);
+        // Over the limit, go on into the slack below it (`slack`).
+        let want = if over_limit > 0 { need.max(over_limit + self.slack()) } else { need };
+        let (_, unoffered) = self.pass(arena, local, need, want, self.lazy_delay.is_some(), purpose);
         (reading, unoffered)
     }
 
@@ -253,6 +349,9 @@ impl Core {
             thread_gen: std::sync::atomic::AtomicU64::new(fork::generation()),
             manager_panics: std::sync::atomic::AtomicU64::new(0),
             passes: std::sync::atomic::AtomicU64::new(0),
+            reclaim_cpu_ns: std::sync::atomic::AtomicU64::new(0),
+            room_reclaims: std::sync::atomic::AtomicU64::new(0),
+            room_blocked: AtomicUsize::new(0),
             priority: ThreadPriority::Normal,
             thread_priority: std::sync::atomic::AtomicU8::new(0),
             #[cfg(any(test, discardable_fault_injection))]
@@ -263,7 +362,7 @@ impl Core {
 
     /// [`Core::pass`], for the models.
     pub(crate) fn model_pass(&self, arena: &Arena, local: &LocalHandle, target: usize, offer: bool) -> (usize, usize) {
-        self.pass(arena, local, target, offer)
+        self.pass(arena, local, target, target, offer, Purpose::Release)
     }
 
     /// The bytes the last scan found pinned.

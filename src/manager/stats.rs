@@ -58,6 +58,25 @@ pub struct Stats {
     /// Passes the manager thread has completed (each wake-up, timer or
     /// notification it acted on). Tests wait on it instead of on wall time.
     pub passes: u64,
+    /// CPU time reclaim has cost, in nanoseconds: every pass, on every
+    /// thread that ran one (the manager thread, [`Manager::reclaim`]
+    /// callers, constructors making room).
+    ///
+    /// [`Manager::reclaim`]: crate::Manager::reclaim
+    pub reclaim_cpu_ns: u64,
+    /// Passes run by constructors that made room for their allocation
+    /// because it would have taken the discardable bytes past the limit by
+    /// more than the slack (1 % of the limit, at most 4 MiB) before the
+    /// manager thread got to it.
+    pub room_reclaims: u64,
+    /// Bytes of discarded spans kept mapped for reuse by the next
+    /// allocations (counted against the limit, at most 1 % of it or 4 MiB;
+    /// given back to the OS under memory pressure).
+    pub kept_bytes: usize,
+    /// `madvise(MADV_DONTNEED)` calls made to give this manager's
+    /// discardable pages back (discarded spans, emptied slot pages, the
+    /// kept spans), to see what giving pages back costs.
+    pub madvise_calls: u64,
     /// The scheduling priority the manager thread got (what
     /// [`ManagerBuilder::priority`](crate::ManagerBuilder::priority) asked
     /// for, or less where the OS refused); `None` before the thread started.

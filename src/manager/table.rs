@@ -19,6 +19,7 @@
 //! reclaimer does that), or free a header without the epoch.
 
 use core::ptr::NonNull;
+use std::time::{Duration, Instant};
 
 use crossbeam_epoch::Guard;
 
@@ -63,11 +64,22 @@ pub struct Scan {
     pub unoffered: usize,
 }
 
+/// How often at most a pass that reclaims only for the manager's own limit
+/// reads every state word (a full scan costs a cache miss per allocation);
+/// in between, victims are checked for accesses as they are claimed. A
+/// large table waits longer: at least [`SCAN_SHARE`] times as long as its
+/// last scan took, so scans for the budget cost at most 5 % of a core.
+pub(crate) const SCAN_EVERY: Duration = Duration::from_millis(50);
+/// See [`SCAN_EVERY`].
+const SCAN_SHARE: u32 = 20;
+
 /// The table. See the module docs.
 pub struct Table {
     slots: Vec<Slot>,
     vacant: Vec<EntryId>,
     policy: Box<dyn Replacement>,
+    /// When the last full scan ran, and how long it took.
+    last_scan: Option<(Instant, Duration)>,
     /// Bytes of orphans (state INV-8) whose last pin is gone, retired in a
     /// scan: the caller frees them outside the lock ([`Self::take_orphans`]).
     orphans: Vec<Block>,
@@ -86,7 +98,13 @@ impl core::fmt::Debug for Table {
 impl Table {
     /// An empty table ordered by `policy`.
     pub fn new(policy: Policy) -> Self {
-        Self { slots: Vec::new(), vacant: Vec::new(), policy: policy::build(policy), orphans: Vec::new() }
+        Self {
+            slots: Vec::new(),
+            vacant: Vec::new(),
+            policy: policy::build(policy),
+            last_scan: None,
+            orphans: Vec::new(),
+        }
     }
 
     /// Takes newly published headers from `arena` into the table and the
@@ -123,6 +141,7 @@ impl Table {
     /// offerable allocations that two consecutive scans found unpinned and
     /// untouched (the caller offers them outside the lock, under `guard`).
     pub(crate) fn scan_offering(&mut self, guard: &Guard, mut offers: Option<&mut Vec<NonNull<Header>>>) -> Scan {
+        let started = Instant::now();
         let mut scan = Scan::default();
         let mut retired: Vec<Retired> = Vec::new();
         for (id, slot) in self.slots.iter_mut().enumerate() {
@@ -187,7 +206,13 @@ impl Table {
             // closure is a `Vec` (three words), stored without boxing.
             unsafe { guard.defer_unchecked(move || drop(retired)) };
         }
+        self.last_scan = Some((started, started.elapsed()));
         scan
+    }
+
+    /// Whether a full scan is due for a budget pass ([`SCAN_EVERY`]).
+    pub(crate) fn scan_is_due(&self) -> bool {
+        self.last_scan.is_none_or(|(at, took)| at.elapsed() >= SCAN_EVERY.max(took * SCAN_SHARE))
     }
 
     /// The bytes of orphans retired since the last call: the caller owns
@@ -196,30 +221,57 @@ impl Table {
         core::mem::take(&mut self.orphans)
     }
 
-    /// Claims victims in policy order until their cost reaches `target` or
-    /// `max` were taken, appending their headers to `out`. A claimed header
-    /// is the caller's to release (state INV-4); it stays valid while the
-    /// caller's epoch guard lives (INV-1). Returns the claimed cost.
-    pub fn claim_victims(&mut self, target: usize, max: usize, out: &mut Vec<NonNull<Header>>) -> usize {
+    /// Claims victims in policy order until their cost reaches `need`, and
+    /// then on while one more victim of the last one's cost would stay
+    /// within `want` (the slack below a limit: never a large allocation
+    /// for a few bytes of slack), or until `max` were taken; appends their
+    /// headers to `out`. `last` is the cost of the caller's previous victim
+    /// (0: none). A claimed header is the caller's to release (state
+    /// INV-4); it stays valid while the caller's epoch guard lives (INV-1).
+    /// Returns the claimed cost and the last victim's cost.
+    ///
+    /// A candidate accessed since the table last looked (its access counter
+    /// moved) is not claimed: the policy hears of it as an access, as a full
+    /// scan would have told it, so passes between scans keep the policy's
+    /// order (CLOCK's second chance, at the hand).
+    pub fn claim_victims(
+        &mut self,
+        need: usize,
+        want: usize,
+        mut last: usize,
+        max: usize,
+        out: &mut Vec<NonNull<Header>>,
+    ) -> (usize, usize) {
         let mut claimed = 0;
         let mut taken = 0;
-        while claimed < target && taken < max {
-            let slots = &self.slots;
-            let victim = self.policy.victim(&mut |id| match slots[id as usize].header {
+        let notices_access = self.policy.uses_accesses();
+        while taken < max && (claimed < need || (last > 0 && claimed + last <= want)) {
+            let slots = &mut self.slots;
+            let victim = self.policy.victim(&mut |id| {
+                let slot = &mut slots[id as usize];
+                let Some(header) = slot.header else { return false };
                 // SAFETY: headers in the table are alive (INV-1).
-                Some(h) => unsafe { h.as_ref() }.state.try_discard(),
-                None => false,
+                let state = &unsafe { header.as_ref() }.state;
+                if notices_access {
+                    let accesses = state.load().accesses();
+                    if accesses != slot.seen {
+                        slot.seen = accesses;
+                        return false;
+                    }
+                }
+                state.try_discard()
             });
             let Some(id) = victim else { break };
             let slot = &mut self.slots[id as usize];
             let header = slot.header.expect("policy chose a vacant slot");
             slot.tracked = false;
             // SAFETY: alive (INV-1).
-            claimed += unsafe { header.as_ref() }.cost;
+            last = unsafe { header.as_ref() }.cost;
+            claimed += last;
             out.push(header);
             taken += 1;
         }
-        claimed
+        (claimed, last)
     }
 }
 

@@ -59,6 +59,9 @@ pub(crate) enum Release {
     Retain,
     /// Give the pages back to the OS now (`MADV_DONTNEED`).
     Now,
+    /// The caller already gave the pages back (they read as zero): mark
+    /// them clean, with no system call.
+    Done,
 }
 
 /// A snapshot of the heap's accounting, in bytes.
@@ -226,11 +229,15 @@ impl PageHeap {
         // Give the pages back before taking the lock for the bookkeeping:
         // the span is still the caller's, so nobody can be handed it while
         // `madvise` runs, and allocating threads never wait behind it.
-        let released = release == Release::Now && {
-            // SAFETY: the span is live (caller), so its length is set.
-            let bytes = unsafe { self.span_bytes(ptr) };
-            // SAFETY: the span is ours (caller) and its contents are dead.
-            unsafe { os::discard(ptr, bytes) }.is_ok()
+        let released = match release {
+            Release::Retain => false,
+            Release::Done => true,
+            Release::Now => {
+                // SAFETY: the span is live (caller), so its length is set.
+                let bytes = unsafe { self.span_bytes(ptr) };
+                // SAFETY: the span is ours (caller) and its contents are dead.
+                unsafe { os::discard(ptr, bytes) }.is_ok()
+            }
         };
         let _locked = self.lock.lock();
         // SAFETY: live normal segment, lock held (INV-1).
@@ -255,6 +262,53 @@ impl PageHeap {
             unsafe { self.unmap_empty_locked(seg) };
         }
         bytes
+    }
+
+    /// Frees every span in `spans` and gives their pages back to the OS
+    /// with one `madvise` per run of adjacent spans (victims of one reclaim
+    /// pass often lie side by side). Sorts `spans`. Returns the number of
+    /// `madvise` calls made.
+    ///
+    /// # Safety
+    ///
+    /// Each pointer must satisfy [`Self::free_span`]'s contract, and appear
+    /// once.
+    pub(crate) unsafe fn free_spans_now(&self, spans: &mut [NonNull<u8>]) -> u64 {
+        spans.sort_unstable();
+        let mut calls = 0;
+        let mut i = 0;
+        while i < spans.len() {
+            let start = spans[i];
+            let seg = segment_of(start);
+            // SAFETY: a live span's segment is mapped; `kind` is never
+            // written after mapping.
+            if unsafe { (*seg).kind } == Kind::Huge {
+                // SAFETY: forwarded from the caller's contract; a huge span
+                // is unmapped whole.
+                unsafe { self.free_span(start, Release::Now) };
+                i += 1;
+                continue;
+            }
+            // SAFETY: live spans (caller), so their lengths are set.
+            let mut end = start.as_ptr() as usize + unsafe { self.span_bytes(start) };
+            let mut j = i + 1;
+            while j < spans.len() && spans[j].as_ptr() as usize == end && segment_of(spans[j]) == seg {
+                // SAFETY: as above.
+                end += unsafe { self.span_bytes(spans[j]) };
+                j += 1;
+            }
+            // SAFETY: the run is made of whole live spans the caller gives
+            // up, so its contents are dead and nobody else uses it.
+            let released = unsafe { os::discard(start, end - start.as_ptr() as usize) }.is_ok();
+            calls += 1;
+            for &span in &spans[i..j] {
+                let release = if released { Release::Done } else { Release::Retain };
+                // SAFETY: forwarded from the caller's contract.
+                unsafe { self.free_span(span, release) };
+            }
+            i = j;
+        }
+        calls
     }
 
     /// Tags (or untags, with `on == false`) the span `[ptr, ptr + len)` so
@@ -386,6 +440,27 @@ impl PageHeap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spans_freed_in_a_batch_are_given_back_clean() {
+        let heap = PageHeap::new(1 << 30);
+        let page = heap.page_size();
+        let mut spans: Vec<NonNull<u8>> = (0..6).map(|i| heap.alloc_span(1 + i % 3, true).unwrap()).collect();
+        for (i, p) in spans.iter().enumerate() {
+            // SAFETY: each span is ours and at least a page long.
+            unsafe { ptr::write_bytes(p.as_ptr(), 0xa0 + i as u8, page) };
+        }
+        let in_use = heap.stats().in_use;
+        spans.reverse(); // out of order: the batch sorts
+                         // SAFETY: live spans of `heap`, each freed once.
+        unsafe { heap.free_spans_now(&mut spans) };
+        let after = heap.stats();
+        assert_eq!((after.retained, in_use - after.in_use), (0, (1 + 2 + 3) * 2 * page), "{after:?}");
+        // Given back: the same pages come out again reading zero.
+        let again = heap.alloc_span(12, false).unwrap();
+        // SAFETY: the span is ours and 12 pages long.
+        assert!(unsafe { core::slice::from_raw_parts(again.as_ptr(), 12 * page) }.iter().all(|&b| b == 0));
+    }
 
     #[test]
     fn spans_do_not_overlap_and_accounting_is_exact() {

@@ -41,6 +41,10 @@ impl Replacement for Fifo {
     fn len(&self) -> usize {
         self.queue.len()
     }
+
+    fn uses_accesses(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]

@@ -82,6 +82,11 @@ pub(crate) trait Replacement: Send {
     fn victim(&mut self, claim: &mut dyn FnMut(EntryId) -> bool) -> Option<EntryId>;
     /// How many allocations the policy tracks.
     fn len(&self) -> usize;
+    /// Whether accesses change the order (the table then refuses to claim a
+    /// candidate accessed since it last looked, see `victim`'s contract).
+    fn uses_accesses(&self) -> bool {
+        true
+    }
 }
 
 /// Builds the replacement algorithm for `policy`.
