@@ -26,6 +26,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 
 use super::flight::Flight;
+use super::sketch::Sketch;
 use super::table::{Hashed, RawTable};
 use super::RemovalCause;
 use crate::handle::arena::Arena;
@@ -170,33 +171,38 @@ impl<K> Map<K> {
 
     /// The capacity sweep (GCLOCK over the slots, reading the access
     /// counters the pins bump): visits at most `budget` slots from the hand
-    /// and drops the first unpinned entry whose credit ran out. Each visit
-    /// adds the accesses since the last one to the entry's credit (at most
-    /// [`MAX_CREDIT`]) and takes one. Returns the slots visited.
-    pub(crate) fn sweep(&mut self, budget: usize, arena: &Arena, counters: &Counters, out: &mut Removed<K>) -> usize {
+    /// and stops on the first entry it would drop, an unpinned one whose
+    /// credit ran out (or one already discarded), leaving the hand on it.
+    /// Each visit adds the accesses since the last one to the entry's
+    /// credit (at most [`MAX_CREDIT`]) and to `sketch` (so the admission
+    /// counts hits without the hit path writing anything), and takes one.
+    /// Returns the victim's slot, if one was found, and the slots visited.
+    pub(crate) fn victim(&mut self, budget: usize, sketch: Option<&Sketch>) -> (Option<usize>, usize) {
         let slots = self.table.slots();
         let mut visited = 0;
         while visited < budget.min(slots) {
             let i = self.hand % slots;
             self.hand = i + 1;
             visited += 1;
-            let Some(Item { slot: Slot::Ready(entry), .. }) = self.table.get_mut(i) else { continue };
+            let Some(Item { hash, slot: Slot::Ready(entry), .. }) = self.table.get_mut(i) else { continue };
             let s = entry.header().state.load();
             let accesses = s.accesses();
             let touched = accesses.wrapping_sub(entry.seen).min(u16::from(MAX_CREDIT)) as u8;
             entry.seen = accesses;
             entry.credit = (entry.credit + touched).min(MAX_CREDIT);
+            if let Some(sketch) = sketch {
+                sketch.add(*hash, touched);
+            }
             if !s.is_discarded() && (s.pins() > 0 || entry.credit > 0) {
                 entry.credit = entry.credit.saturating_sub(1);
                 continue;
             }
             // Unpinned and out of credit (or already discarded). With the
             // write lock held no `get` can pin it now.
-            self.hand = i; // the next item shifts into this slot
-            out.push((self.take(i, arena, counters, RemovalCause::Discarded).0, RemovalCause::Discarded));
-            return visited;
+            self.hand = i;
+            return (Some(i), visited);
         }
-        visited
+        (None, visited)
     }
 
     /// Entries whose values are gone but whose keys remain.
