@@ -71,15 +71,17 @@ impl Sketch {
         if n == 0 {
             return;
         }
+        // Conservative update: raise only the counters below the new
+        // estimate, so keys sharing a counter inflate each other less.
+        let target = (u64::from(self.estimate(hash)) + u64::from(n)).min(15);
         for (w, s) in self.slots(hash) {
             let word = &self.words[w];
             let cur = word.load(Relaxed);
             let count = (cur >> s) & 15;
-            let new = (count + u64::from(n)).min(15);
-            if new > count {
+            if target > count {
                 // A lost race loses these counts, which only delays an
                 // admission.
-                let _ = word.compare_exchange(cur, cur + ((new - count) << s), Relaxed, Relaxed);
+                let _ = word.compare_exchange(cur, cur + ((target - count) << s), Relaxed, Relaxed);
             }
         }
         if self.additions.fetch_add(usize::from(n), Relaxed) + usize::from(n) >= self.period {
