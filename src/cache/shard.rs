@@ -54,9 +54,17 @@ pub(crate) struct Entry {
 /// outlives a full sweep of fresh keys read once.
 pub(crate) const MAX_CREDIT: u8 = 15;
 
+/// The credit an admitted entry starts with (its insert's own access adds
+/// one more at the first visit): a newcomer survives a few sweeps before
+/// its hits must speak for it. The admission already kept out keys asked
+/// for less often than what they replace; measured on the `hit_ratio`
+/// bench, 2 gains a few tenths of a point at 10 % and 50 % capacity over
+/// 0, for about as much lost at 1 %.
+const NEW_CREDIT: u8 = 2;
+
 impl Entry {
     pub(crate) fn new(header: NonNull<Header>, data: NonNull<u8>, meta: usize) -> Self {
-        Self { header, data, meta, seen: 0, credit: 0 }
+        Self { header, data, meta, seen: 0, credit: NEW_CREDIT }
     }
 
     /// The header: alive while the map owns the entry.
