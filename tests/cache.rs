@@ -123,6 +123,48 @@ fn capacity_holds_after_every_insert() {
     }
 }
 
+/// Admission when full (TinyLFU): a key asked for less often than the
+/// entry it would push out is turned away, so a scan of keys each asked for
+/// twice leaves a hot set alone; a key asked for more often gets in.
+#[test]
+fn a_scan_does_not_push_out_a_hot_set_but_a_hotter_key_gets_in() {
+    let value = [7u8; 64];
+    let cache: Cache<u64, [u8]> = Cache::builder().capacity(100 * 64).shards(2).build().unwrap();
+    for k in 0..100u64 {
+        cache.insert(k, &value[..]).unwrap();
+    }
+    assert_eq!(cache.len(), 100, "64 B values cost 64 B each: the cache is exactly full");
+    // Hot: three reads each (four accesses with the insert).
+    for _ in 0..3 {
+        for k in 0..100u64 {
+            assert!(cache.get(&k).is_some());
+        }
+    }
+    // The scan: fresh keys, each missed and offered twice (which a rule of
+    // "asked for before" would admit). Fewer counts than the sketch's
+    // ageing period, so the hot counts still stand.
+    for k in 1000..1250u64 {
+        for _ in 0..2 {
+            if cache.get(&k).is_none() {
+                cache.insert(k, &value[..]).unwrap();
+            }
+        }
+    }
+    let hot = (0..100u64).filter(|k| cache.contains_key(k)).count();
+    let scanned = (1000..1250u64).filter(|k| cache.contains_key(k)).count();
+    assert!(hot >= 95 && scanned <= 5, "hot keys left {hot}/100, scan keys admitted {scanned}");
+    assert!(cache.weighted_size() <= 100 * 64);
+    // A newcomer asked for more often than the hot keys were gets in.
+    let hotter = 5000u64;
+    for _ in 0..12 {
+        if cache.get(&hotter).is_none() {
+            cache.insert(hotter, &value[..]).unwrap();
+        }
+    }
+    assert!(cache.contains_key(&hotter), "a key asked for 12 times was never admitted");
+    assert!(cache.weighted_size() <= 100 * 64);
+}
+
 #[test]
 fn bad_input_is_a_typed_error() {
     assert!(matches!(Cache::<u8, [u8]>::builder().capacity(0).build(), Err(Error::ZeroLimit)));

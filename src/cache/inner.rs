@@ -105,10 +105,13 @@ impl<K, S: BuildHasher> Inner<K, S> {
         }
     }
 
-    /// Admission (`sketch.rs`): counts this request to store `hash` and
-    /// says whether to keep it. Always while the value fits, or if the key
-    /// is resident (`resident` is asked only when full); when full, only a
-    /// key asked for before, lately.
+    /// Admission (TinyLFU, `sketch.rs`): counts this request to store
+    /// `hash` and says whether to keep it. Always while the value fits, or
+    /// if the key is resident (`resident` is asked only when full); when
+    /// full, only if the key was asked for more often, lately, than the
+    /// entry the sweep would drop for it (which then goes in
+    /// [`enforce_capacity`](Self::enforce_capacity): the hand stays on it).
+    /// Must not be called under a shard lock (it takes them).
     pub(super) fn admits(&self, hash: u64, cost: usize, resident: impl FnOnce() -> bool) -> bool {
         let Some(capacity) = self.capacity else { return true };
         let full = self.counters.bytes.load(Relaxed).saturating_add(cost) > capacity;
@@ -118,7 +121,23 @@ impl<K, S: BuildHasher> Inner<K, S> {
             None => self.sketch.get_or_init(|| sketch::Sketch::new(self.counters.entries.load(Relaxed))),
         };
         sketch.increment(hash);
-        !full || sketch.estimate(hash) >= 2 || resident()
+        if !full || resident() {
+            return true;
+        }
+        let mut removed = Removed::new();
+        let victim = {
+            let mut hand = self.sweep.lock();
+            let mut budget = self.sweep_budget();
+            self.next_victim(&mut hand, &mut budget, &mut removed, |map, i, _| {
+                map.table.get(i).filter(|item| !shard::is_dead(item)).map(|item| item.hash)
+            })
+        };
+        self.report(removed);
+        match victim {
+            // A dead victim, or none unpinned: nothing is lost by admitting.
+            None | Some(None) => true,
+            Some(Some(victim)) => sketch.estimate(hash) > sketch.estimate(victim),
+        }
     }
 
     /// Counts and reports a value the admission turned away.
@@ -154,6 +173,42 @@ impl<K, S: BuildHasher> Inner<K, S> {
         done
     }
 
+    /// Sweep visits enough to spend every credit in every slot (a table is
+    /// at least 7/16 full once it has grown, so slots < 3 x entries).
+    fn sweep_budget(&self) -> usize {
+        let slots = 3 * self.counters.entries.load(Relaxed) + 8 * self.shards.len();
+        (usize::from(shard::MAX_CREDIT) + 2) * slots + SWEEP_STEP
+    }
+
+    /// Walks the shards from the sweep's `hand` (the caller holds the
+    /// sweep's lock), spending `budget` visits, until one names a victim
+    /// ([`Map::victim`]); runs `then` on it with that shard's write lock
+    /// held. `None` if the budget ran out first. The hand stays on the
+    /// victim's shard, so the next call finds the same victim unless it was
+    /// read meanwhile.
+    fn next_victim<R>(
+        &self,
+        hand: &mut usize,
+        budget: &mut usize,
+        removed: &mut Removed<K>,
+        then: impl FnOnce(&mut Map<K>, usize, &mut Removed<K>) -> R,
+    ) -> Option<R> {
+        while *budget > 0 {
+            let shard = &self.shards[*hand % self.shards.len()];
+            let mut map = shard.map.write();
+            // Notices first: applying them moves items between slots.
+            shard.apply(&mut map, &self.arena, &self.counters, removed);
+            let (victim, visited) = map.victim(SWEEP_STEP, self.sketch.get());
+            *budget = budget.saturating_sub(visited.max(1));
+            if let Some(i) = victim {
+                return Some(then(&mut map, i, removed));
+            }
+            // Move on once this shard gave what one step could.
+            *hand = hand.wrapping_add(1);
+        }
+        None
+    }
+
     /// Drops cold values (GCLOCK over the shards) until the capacity holds
     /// or enough rounds to spend every credit found nothing unpinned.
     pub(super) fn enforce_capacity(&self) {
@@ -164,24 +219,15 @@ impl<K, S: BuildHasher> Inner<K, S> {
         let mut removed = Removed::new();
         {
             let mut hand = self.sweep.lock();
-            // Enough visits to spend every credit in every slot (a table is
-            // at least 7/16 full once it has grown, so slots < 3 x entries).
-            let slots = 3 * self.counters.entries.load(Relaxed) + 8 * self.shards.len();
-            let mut budget = (usize::from(shard::MAX_CREDIT) + 2) * slots + SWEEP_STEP;
-            while self.counters.bytes.load(Relaxed) > capacity && budget > 0 {
-                let shard = &self.shards[*hand % self.shards.len()];
-                let before = removed.len();
-                let visited = {
-                    let mut map = shard.map.write();
-                    let visited = map.sweep(SWEEP_STEP, &self.arena, &self.counters, &mut removed);
-                    shard.apply(&mut map, &self.arena, &self.counters, &mut removed);
-                    visited
-                };
-                // Move on once this shard gave what one step could.
-                if removed.len() == before {
-                    *hand = hand.wrapping_add(1);
+            let mut budget = self.sweep_budget();
+            while self.counters.bytes.load(Relaxed) > capacity {
+                let dropped = self.next_victim(&mut hand, &mut budget, &mut removed, |map, i, removed| {
+                    let (key, _) = map.take(i, &self.arena, &self.counters, RemovalCause::Discarded);
+                    removed.push((key, RemovalCause::Discarded));
+                });
+                if dropped.is_none() {
+                    break;
                 }
-                budget = budget.saturating_sub(visited.max(1));
             }
         }
         // The listener may call back into the cache (and sweep again): run

@@ -36,7 +36,8 @@ pub struct CacheStats {
     pub inserts: u64,
     /// Values that left because they were discarded: by the manager, or to
     /// honour the capacity (including new keys a full cache did not admit:
-    /// it keeps a new key once it has been asked to store it before).
+    /// it keeps a new key only if it was asked for more often, lately,
+    /// than the entry it would push out).
     pub discarded: u64,
     /// Values that left through `remove`, `clear` or a replacing insert.
     pub removed: u64,

@@ -38,16 +38,17 @@ impl<K, S: BuildHasher> Ticket<'_, K, S> {
     pub(super) fn complete<V: ?Sized + CacheValue>(mut self, value: &V) -> Result<CacheGuard<V>, Error> {
         let inner = self.inner;
         let (entry, guard) = inner.create(value, self.hash)?;
+        // Waiters share the value: admit it whatever the sketch says (the
+        // map's placeholder and this ticket hold two references). Asked
+        // before the shard lock: the admission sweeps, which takes shard
+        // locks; a waiter that comes after the question retries alone.
+        let waited = Arc::strong_count(&self.flight) > 2;
+        let admitted = waited || inner.admits(self.hash, value.__shape().0, || false);
         let mut removed = Removed::new();
         {
             let shard = inner.shard(self.hash);
             let mut map = shard.map.write();
-            // Waiters share the value: admit it whatever the sketch says
-            // (the map's placeholder and this ticket hold two references).
-            let waited = Arc::strong_count(&self.flight) > 2;
-            let found = self.find(&map);
-            let admitted = found.is_some() && (waited || inner.admits(self.hash, value.__shape().0, || false));
-            match found {
+            match self.find(&map) {
                 Some(i) if admitted => map.fulfil(i, entry, &inner.counters),
                 Some(i) => {
                     // Turned away: the caller still gets the value it
