@@ -40,16 +40,16 @@ impl<K, S: BuildHasher> Ticket<'_, K, S> {
         let (entry, guard) = inner.create(value, self.hash)?;
         // Waiters share the value: admit it whatever the sketch says (the
         // map's placeholder and this ticket hold two references). Asked
-        // before the shard lock: the admission sweeps, which takes shard
-        // locks; a waiter that comes after the question retries alone.
-        let waited = Arc::strong_count(&self.flight) > 2;
-        let admitted = waited || inner.admits(self.hash, value.__shape().0, || false);
+        // before the shard lock (the admission sweeps, which takes shard
+        // locks), and again under it for a waiter that joined meanwhile.
+        let waited = || Arc::strong_count(&self.flight) > 2;
+        let admitted = waited() || inner.admits(self.hash, value.__shape().0, || false);
         let mut removed = Removed::new();
         {
             let shard = inner.shard(self.hash);
             let mut map = shard.map.write();
             match self.find(&map) {
-                Some(i) if admitted => map.fulfil(i, entry, &inner.counters),
+                Some(i) if admitted || waited() => map.fulfil(i, entry, &inner.counters),
                 Some(i) => {
                     // Turned away: the caller still gets the value it
                     // computed (an orphan, freed after its last unpin).
