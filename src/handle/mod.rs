@@ -17,6 +17,7 @@ pub(crate) mod arena;
 mod bytes;
 pub(crate) mod header;
 mod lazy;
+mod raw;
 pub(crate) mod state;
 pub(crate) mod store;
 
