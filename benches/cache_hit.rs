@@ -26,6 +26,10 @@
 #[path = "support/traces.rs"]
 mod traces;
 
+#[path = "support/measure.rs"]
+mod measure;
+use measure::loadavg;
+
 use std::hint::black_box;
 use std::sync::{Arc, Barrier};
 use std::time::Instant;
@@ -203,10 +207,6 @@ fn summary(mut xs: Vec<f64>) -> (f64, f64, f64) {
     let n = xs.len();
     let median = if n % 2 == 1 { xs[n / 2] } else { (xs[n / 2 - 1] + xs[n / 2]) / 2.0 };
     (median, xs[0], xs[n - 1])
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg").map_or_else(|_| "?".into(), |s| s.trim().to_string())
 }
 
 fn main() {

@@ -29,6 +29,10 @@
 //! `CACHE_OVERHEAD_N` (entries, 200000; whole spans make the span figure coarse for small n).
 //! Without `--bench` (as under `cargo test --benches`) it runs a tiny smoke configuration (2000).
 
+#[path = "support/measure.rs"]
+mod measure;
+use measure::loadavg;
+
 use std::alloc::{GlobalAlloc, Layout};
 use std::collections::HashMap;
 use std::process::Command;
@@ -246,10 +250,6 @@ fn per_entry(r: &HashMap<String, i64>, n: usize) -> PerEntry {
     let n = n as f64;
     let value = get("value_strong");
     PerEntry { exact: (get("exact") - value) / n, spans: (get("spans") - value) / n, blocks: get("blocks") / n }
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg").map_or_else(|_| "?".into(), |s| s.trim().to_string())
 }
 
 fn main() {

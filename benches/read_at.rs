@@ -19,8 +19,11 @@
 //! that divided by the size, at least 1000); `READ_AT_QUICK=1` or `-- --quick` for a short run.
 //! Without `--bench` (as under `cargo test --benches`) it runs a tiny smoke configuration.
 
+#[path = "support/measure.rs"]
+mod measure;
+use measure::{env_or, loadavg, summary, time};
+
 use std::hint::black_box;
-use std::time::Instant;
 
 use discardable::{Discardable, Manager};
 
@@ -52,32 +55,6 @@ const PAGE: usize = 4096;
 fn page_aligned(buf: &mut [u8], size: usize) -> &mut [u8] {
     let skip = buf.as_ptr().align_offset(PAGE);
     &mut buf[skip..skip + size]
-}
-
-/// ns per operation of one batch.
-fn time(n: usize, f: impl FnOnce()) -> f64 {
-    let t = Instant::now();
-    f();
-    t.elapsed().as_secs_f64() * 1e9 / n as f64
-}
-
-/// Median, minimum and maximum.
-fn summary(mut xs: Vec<f64>) -> (f64, f64, f64) {
-    xs.sort_by(f64::total_cmp);
-    let n = xs.len();
-    let median = if n % 2 == 1 { xs[n / 2] } else { (xs[n / 2 - 1] + xs[n / 2]) / 2.0 };
-    (median, xs[0], xs[n - 1])
-}
-
-fn env_or(name: &str, default: usize) -> usize {
-    match std::env::var(name) {
-        Ok(v) => v.parse().unwrap_or_else(|_| panic!("{name}={v:?} is not a valid number")),
-        Err(_) => default,
-    }
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg").map_or_else(|_| "?".into(), |s| s.trim().to_string())
 }
 
 fn main() {

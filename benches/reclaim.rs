@@ -40,6 +40,9 @@
 //! `budget`). Without `--bench` (as under
 //! `cargo test --benches`) it runs a short smoke configuration.
 
+#[path = "support/measure.rs"]
+mod measure;
+
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
@@ -302,7 +305,7 @@ fn budget(setup: &Setup) {
 
 fn main() {
     let setup = Setup::from_env();
-    println!("load: {}", std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim());
+    println!("load: {}", measure::loadavg());
     let only = std::env::var("RECLAIM_ONLY").unwrap_or_default();
     if only != "budget" {
         churn(&setup);

@@ -19,9 +19,12 @@
 //! side, 2,000,000). Without `--bench` (as under `cargo test --benches`) it
 //! runs a tiny smoke configuration.
 
+#[path = "../../benches/support/measure.rs"]
+mod measure;
+use measure::{env_or, summary, time};
+
 use core::ffi::c_void;
 use std::hint::black_box;
-use std::time::Instant;
 
 use discardable::{Discardable, Manager};
 use discardable_capi::{dsc_alloc, dsc_free, dsc_handle, dsc_manager, dsc_manager_free, dsc_manager_new, dsc_status};
@@ -50,28 +53,6 @@ fn rust_batch(src: &Discardable<[u8]>, dst: &mut [u8; SIZE], n: usize) {
     for _ in 0..n {
         black_box(src).read_at(0, black_box(&mut dst[..])).expect("read_at failed");
         black_box(&mut *dst);
-    }
-}
-
-/// ns per read of one batch.
-fn time(n: usize, f: impl FnOnce()) -> f64 {
-    let t = Instant::now();
-    f();
-    t.elapsed().as_secs_f64() * 1e9 / n as f64
-}
-
-/// Median, minimum and maximum.
-fn summary(mut xs: Vec<f64>) -> (f64, f64, f64) {
-    xs.sort_by(f64::total_cmp);
-    let n = xs.len();
-    let median = if n % 2 == 1 { xs[n / 2] } else { (xs[n / 2 - 1] + xs[n / 2]) / 2.0 };
-    (median, xs[0], xs[n - 1])
-}
-
-fn env_or(name: &str, default: usize) -> usize {
-    match std::env::var(name) {
-        Ok(v) => v.parse().unwrap_or_else(|_| panic!("{name}={v:?} is not a valid number")),
-        Err(_) => default,
     }
 }
 
@@ -108,7 +89,7 @@ fn main() {
         rust_ns.push(r);
         ratios.push(c / r);
     }
-    let load = std::fs::read_to_string("/proc/loadavg").map_or_else(|_| "?".into(), |s| s.trim().to_string());
+    let load = measure::loadavg();
     let (c, cmin, cmax) = summary(c_ns);
     let (r, rmin, rmax) = summary(rust_ns);
     let (q, qmin, qmax) = summary(ratios);
