@@ -20,7 +20,8 @@ fn strong_growth_pushes_discardable_out() {
     assert_eq!(m.stats().discarded_count, 0, "nothing to shed yet");
 
     // Grow strong memory by ~120 MiB: strong + discardable would be ~280 MiB,
-    // over the high watermark (90 %); reclaim stops under the low one (80 %).
+    // over the process limit's high watermark (97 %); reclaim stops under
+    // its low one (95 %).
     let mut strong: Vec<Vec<u8>> = Vec::new();
     for i in 0..120 {
         strong.push(vec![i as u8; 1 << 20]);

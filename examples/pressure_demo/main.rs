@@ -69,7 +69,7 @@ const MIB: usize = 1 << 20;
 /// The process budget: strong plus discardable bytes.
 const PROCESS_LIMIT: usize = 512 * MIB;
 /// The cache's own capacity: three quarters of the budget, so that in
-/// normal times the process stays below the manager's low watermark (80 %)
+/// normal times the process stays below the manager's low watermark (95 %)
 /// and only the spike makes it reclaim.
 const CAPACITY: usize = PROCESS_LIMIT / 4 * 3;
 /// Bytes per value: one page each.

@@ -30,6 +30,8 @@ pub struct Counters {
     pub bytes: AtomicUsize,
     /// Live handles.
     pub live: AtomicUsize,
+    /// Allocations registered so far.
+    pub created: AtomicU64,
     /// Dropped handles whose headers the table has not swept yet.
     pub garbage: AtomicUsize,
     /// Allocations discarded so far.
@@ -98,6 +100,7 @@ impl Arena {
         let kept = self.kept_bytes();
         let bytes = self.counters.bytes.fetch_add(block.cost, Relaxed) + block.cost + kept;
         self.counters.live.fetch_add(1, Relaxed);
+        self.counters.created.fetch_add(1, Relaxed);
         self.push_intake(header);
         // In lazy mode a new span must reach the manager so it can be offered
         // once cold.

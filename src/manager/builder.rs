@@ -70,7 +70,7 @@ pub struct ManagerBuilder {
     pub(super) policy: Policy,
     limit: Option<usize>,
     pub(super) process_limit: Option<usize>,
-    pub(super) watermarks: Watermarks,
+    pub(super) watermarks: Option<Watermarks>,
     pub(super) mode: ReclaimMode,
     pub(super) lazy_delay: Duration,
     pub(super) lock_pages: bool,
@@ -83,7 +83,7 @@ impl Default for ManagerBuilder {
             policy: Policy::default(),
             limit: None,
             process_limit: None,
-            watermarks: Watermarks::default(),
+            watermarks: None,
             mode: ReclaimMode::default(),
             lazy_delay: LAZY_DELAY,
             lock_pages: false,
@@ -127,9 +127,11 @@ impl ManagerBuilder {
 
     /// The watermarks on usage, as fractions of the effective limit: reclaim
     /// starts above `high` and continues until usage is below `low`.
-    /// Default: [`Watermarks::DEFAULT`] (90 % / 80 %).
+    /// Default: [`Watermarks::DEFAULT`] (90 % / 87 %), and for the process
+    /// limit [`Watermarks::PROCESS_LIMIT`] (97 % / 95 %); watermarks set here
+    /// apply to every signal.
     pub fn watermarks(mut self, watermarks: Watermarks) -> Self {
-        self.watermarks = watermarks;
+        self.watermarks = Some(watermarks);
         self
     }
 

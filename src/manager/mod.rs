@@ -113,8 +113,8 @@ static GLOBAL: OnceLock<Manager> = OnceLock::new();
 impl Manager {
     /// A builder with the defaults: [`Policy::Clock`](crate::Policy::Clock),
     /// a limit of a quarter of physical memory or of the cgroup limit
-    /// (whichever is smaller), and watermarks at 90 % / 80 % of the
-    /// effective limit.
+    /// (whichever is smaller), and watermarks at 90 % / 87 % of the
+    /// effective limit (97 % / 95 % of a process limit).
     pub fn builder() -> ManagerBuilder {
         ManagerBuilder::default()
     }
@@ -186,6 +186,7 @@ impl Manager {
             reclaim_cpu_ns: std::sync::atomic::AtomicU64::new(0),
             room_reclaims: std::sync::atomic::AtomicU64::new(0),
             room_blocked: AtomicUsize::new(0),
+            created_seen: std::sync::atomic::AtomicU64::new(0),
             priority: builder.priority,
             thread_priority: std::sync::atomic::AtomicU8::new(0),
             #[cfg(any(test, discardable_fault_injection))]

@@ -29,13 +29,15 @@ const BATCH: usize = 64;
 /// bytes it frees go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Purpose {
-    /// The manager's own limit (its thread, or a constructor making room):
-    /// a full scan only when one is due (`table::SCAN_EVERY`; victims are
+    /// The manager's own limit (its thread, or a constructor making room),
+    /// or a pressure signal while new allocations keep coming in (their
+    /// bytes are better taken from the victims' spans than from fresh
+    /// pages): a full scan only when one is due (`table::SCAN_EVERY`; victims are
     /// checked for accesses as they are claimed), and discarded spans kept
     /// mapped for reuse while the store's pool has room.
     Budget,
-    /// Memory must really fall (a pressure signal, or an explicit
-    /// [`Manager::reclaim`]): a full scan first, and every freed page back
+    /// Memory must really fall (a pressure signal with no allocations
+    /// coming in, or an explicit [`Manager::reclaim`]): a full scan first, and every freed page back
     /// to the OS, the kept spans' too.
     Release,
     /// A constructor making room ([`Core::make_room`]): as `Budget`, but
@@ -80,6 +82,8 @@ pub(crate) struct Core {
     pub(super) room_reclaims: std::sync::atomic::AtomicU64,
     /// How far the last room pass fell short of its need (pins held it).
     pub(super) room_blocked: AtomicUsize,
+    /// `Counters::created` at the manager thread's last pass.
+    pub(super) created_seen: std::sync::atomic::AtomicU64,
     /// The scheduling priority the manager thread asks for.
     pub(super) priority: ThreadPriority,
     /// What it got: 0 before it started, else `1 + ThreadPriority as u8`.
@@ -286,12 +290,21 @@ impl Core {
         let wanted = pressure.decide(&reading).unwrap_or(0);
         #[cfg(any(test, discardable_fault_injection))]
         self.inject_panic(local, over_limit.max(wanted));
+        // New allocations since the last pass: under pressure too, their
+        // bytes are better taken from the victims' kept spans than from
+        // fresh pages (the pool is small and counts as usage).
+        let created = arena.counters.created.load(Relaxed);
+        let incoming = self.created_seen.swap(created, Relaxed) != created;
         let purpose = if over_limit > 0 && over_limit >= wanted {
             self.limit_reclaims.fetch_add(1, Relaxed);
             Purpose::Budget
         } else if let (true, Some(signal)) = (wanted > 0, reading.trigger) {
             self.signal_reclaims[signal.index()].fetch_add(1, Relaxed);
-            Purpose::Release
+            if incoming {
+                Purpose::Budget
+            } else {
+                Purpose::Release
+            }
         } else {
             Purpose::Budget
         };
@@ -352,6 +365,7 @@ impl Core {
             reclaim_cpu_ns: std::sync::atomic::AtomicU64::new(0),
             room_reclaims: std::sync::atomic::AtomicU64::new(0),
             room_blocked: AtomicUsize::new(0),
+            created_seen: std::sync::atomic::AtomicU64::new(0),
             priority: ThreadPriority::Normal,
             thread_priority: std::sync::atomic::AtomicU8::new(0),
             #[cfg(any(test, discardable_fault_injection))]

@@ -8,6 +8,7 @@ use std::time::Instant;
 use super::cgroup::{Version, STAT_BUF};
 use super::notify::Kind;
 use super::signal::tighter;
+use super::watermark::Watermarks;
 use super::{poll, psi, Pressure, Reading, Signal, FILE_MAX_AGE, REFRESH};
 
 impl Pressure {
@@ -126,6 +127,15 @@ impl Pressure {
         }
     }
 
+    /// The watermarks `signal` follows.
+    fn marks_for(&self, signal: Signal) -> &Watermarks {
+        if signal == Signal::ProcessLimit {
+            &self.own_marks
+        } else {
+            &self.marks
+        }
+    }
+
     /// The reclaim decision for `reading`: `Some(bytes)` to discard now.
     ///
     /// Byte signals follow the watermarks with hysteresis: reclaim starts
@@ -142,7 +152,10 @@ impl Pressure {
             Some(Signal::Psi) => {
                 Some(reading.usage.saturating_sub(self.marks.low_mark(reading.limit))).filter(|&n| n > 0)
             }
-            Some(_) => self.hysteresis.step(&self.marks, reading.usage, reading.limit),
+            Some(signal) => {
+                let marks = *self.marks_for(signal);
+                self.hysteresis.step(&marks, reading.usage, reading.limit)
+            }
         }
     }
 
@@ -156,9 +169,9 @@ impl Pressure {
         let m = &self.marks;
         // The trigger first: it covers the PSI one-shot (usage == limit).
         let mut out =
-            if reading.trigger.is_some() { poll::interval(reading.usage, reading.limit, true, m) } else { None };
+            reading.trigger.and_then(|t| poll::interval(reading.usage, reading.limit, true, self.marks_for(t)));
         if let Some(limit) = self.process_limit {
-            out = poll::shorter(out, poll::interval(self.process_bytes, limit, false, m));
+            out = poll::shorter(out, poll::interval(self.process_bytes, limit, false, &self.own_marks));
         }
         for (i, g) in self.groups.iter().enumerate() {
             let Some((usage, limit)) = g.level.usage_and_limit() else { continue };

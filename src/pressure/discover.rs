@@ -12,7 +12,7 @@ use super::meminfo;
 use super::notify::{self, Kind, Notifier};
 use super::psi;
 use super::signal::FileFault;
-use super::watermark::Hysteresis;
+use super::watermark::{Hysteresis, Watermarks};
 use super::{Group, Host, Pressure, PressureConfig, Psi, Signal, SignalReport};
 
 impl Pressure {
@@ -22,7 +22,8 @@ impl Pressure {
     pub(crate) fn discover(cfg: PressureConfig) -> Pressure {
         let root = cfg.proc_root.as_path();
         let mut p = Pressure {
-            marks: cfg.watermarks,
+            marks: cfg.watermarks.unwrap_or(Watermarks::DEFAULT),
+            own_marks: cfg.watermarks.unwrap_or(Watermarks::PROCESS_LIMIT),
             notifications: cfg.notifications,
             process_limit: cfg.process_limit,
             process_bytes: 0,

@@ -105,7 +105,10 @@ pub(crate) struct PressureConfig {
     pub(crate) proc_root: PathBuf,
     /// The process's own limit on strong + discardable bytes, if any.
     pub(crate) process_limit: Option<usize>,
-    pub(crate) watermarks: Watermarks,
+    /// Explicit watermarks for every signal (`None`: the defaults,
+    /// [`Watermarks::DEFAULT`] and for the process limit
+    /// [`Watermarks::PROCESS_LIMIT`]).
+    pub(crate) watermarks: Option<Watermarks>,
     /// Arm kernel notifications (off for fake trees, where writing a
     /// trigger line would just overwrite a plain file).
     pub(crate) notifications: bool,
@@ -113,12 +116,7 @@ pub(crate) struct PressureConfig {
 
 impl Default for PressureConfig {
     fn default() -> Self {
-        PressureConfig {
-            proc_root: PathBuf::from("/"),
-            process_limit: None,
-            watermarks: Watermarks::default(),
-            notifications: true,
-        }
+        PressureConfig { proc_root: PathBuf::from("/"), process_limit: None, watermarks: None, notifications: true }
     }
 }
 
@@ -190,7 +188,10 @@ impl Psi {
 /// the hysteresis. Owned by the manager thread.
 #[derive(Debug)]
 pub(crate) struct Pressure {
+    /// Watermarks of every signal but the process limit.
     marks: Watermarks,
+    /// Watermarks of the process limit.
+    own_marks: Watermarks,
     notifications: bool,
     process_limit: Option<usize>,
     process_bytes: usize,

@@ -78,7 +78,7 @@ mod tests {
 
     #[test]
     fn the_table_holds() {
-        let m = Watermarks::default();
+        let m = Watermarks::new(0.9, 0.8).unwrap();
         // Above the low mark: fast, covered or not.
         for covered in [false, true] {
             assert_eq!(interval(801, 1000, covered, &m), Some(FAST));
@@ -97,7 +97,7 @@ mod tests {
 
     #[test]
     fn intervals_grow_with_headroom() {
-        let m = Watermarks::default();
+        let m = Watermarks::new(0.9, 0.8).unwrap();
         let mut last = Duration::ZERO;
         for usage in (0..=1000).rev().step_by(10) {
             let d = interval(usage, 1000, false, &m).unwrap();

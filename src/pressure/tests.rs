@@ -13,6 +13,12 @@ use std::time::{Duration, Instant};
 
 use super::*;
 
+/// The marks the scenarios are written for.
+const MARKS: Watermarks = match Watermarks::new(0.9, 0.8) {
+    Ok(m) => m,
+    Err(_) => panic!("valid marks"),
+};
+
 const MIB: usize = 1 << 20;
 
 /// A fake root directory, removed on drop.
@@ -57,7 +63,14 @@ impl Tree {
     }
 
     fn config(&self) -> PressureConfig {
-        PressureConfig { proc_root: self.root.clone(), notifications: false, ..PressureConfig::default() }
+        // The scenarios below are written for marks at 90 % / 80 % (their
+        // numbers say so); the defaults have a test of their own.
+        PressureConfig {
+            proc_root: self.root.clone(),
+            notifications: false,
+            watermarks: Some(MARKS),
+            ..PressureConfig::default()
+        }
     }
 
     fn path(&self, rel: &str) -> String {
@@ -161,7 +174,7 @@ fn v2_sample_counts_inactive_file_as_headroom_with_hysteresis() {
     t.write(&format!("{V2}/memory.high"), format!("{}\n", 800 * MIB));
     let r = p.sample(10 * MIB);
     assert_eq!((r.limit, r.usage, r.headroom), (800 * MIB, 760 * MIB, 40 * MIB));
-    assert_eq!(p.decide(&r), Some(760 * MIB - Watermarks::default().low_mark(800 * MIB)));
+    assert_eq!(p.decide(&r), Some(760 * MIB - MARKS.low_mark(800 * MIB)));
 }
 
 #[test]
@@ -220,7 +233,7 @@ fn v1_discovery_and_sample() {
     t.write(&format!("{V1}/memory.usage_in_bytes"), format!("{}\n", 520 * MIB));
     let r = p.sample(0);
     assert_eq!((r.usage, r.headroom), (476 * MIB, 36 * MIB));
-    let low = Watermarks::default().low_mark(512 * MIB);
+    let low = MARKS.low_mark(512 * MIB);
     assert_eq!(p.decide(&r), Some(476 * MIB - low));
     assert_eq!(p.poll_interval(&r), Some(poll::FAST));
 }
@@ -320,7 +333,7 @@ fn polled_psi_stall_sheds_part_of_the_process_once_per_window() {
     let mut p = Pressure::discover(t.config());
     let r = p.sample(1000 * MIB);
     assert_eq!(r, Reading { limit: 1000 * MIB, usage: 1000 * MIB, headroom: 0, trigger: Some(Signal::Psi) });
-    assert_eq!(p.decide(&r), Some(1000 * MIB - Watermarks::default().low_mark(1000 * MIB)));
+    assert_eq!(p.decide(&r), Some(1000 * MIB - MARKS.low_mark(1000 * MIB)));
     assert_eq!(p.poll_interval(&r), Some(poll::FAST));
     // Within the same window the stall does not count again; the byte
     // signals decide, and the PSI one-shot started no episode.
@@ -616,7 +629,7 @@ fn real_v1_group_end_to_end() {
     let r = report(&p, Signal::CgroupV1, &source);
     assert_eq!(r.limit, Some(limit as u64));
     assert!(r.notified && r.error.is_none(), "{r:?}");
-    let high = Watermarks::default().high_mark(limit);
+    let high = MARKS.high_mark(limit);
     assert!(p.notifiers.iter().any(|n| n.kind == Kind::Threshold { level: 0, bytes: high }));
     let r = p.sample(0);
     // The group is covered by its threshold: only the host's MemAvailable
@@ -654,13 +667,42 @@ fn real_v1_group_end_to_end() {
     assert_eq!((r.trigger, r.limit), (Some(Signal::CgroupV1), limit));
     assert!(r.usage > high, "{r:?}");
     let target = p.decide(&r).expect("above the high mark");
-    assert_eq!(target, r.usage - Watermarks::default().low_mark(limit));
+    assert_eq!(target, r.usage - MARKS.low_mark(limit));
     assert_eq!(p.poll_interval(&r), Some(poll::FAST));
 
     // The limit is raised: the threshold is re-armed at the new high mark.
     fs::write(group.join("memory.limit_in_bytes"), (2 * limit).to_string()).unwrap();
     p.sample(0);
-    let high2 = Watermarks::default().high_mark(2 * limit);
+    let high2 = MARKS.high_mark(2 * limit);
     assert!(p.notifiers.iter().any(|n| n.kind == Kind::Threshold { level: 0, bytes: high2 }));
     assert_eq!(p.notifiers.iter().filter(|n| matches!(n.kind, Kind::Threshold { .. })).count(), 1);
+}
+
+/// Without explicit watermarks, byte signals reclaim from 90 % down to 87 %
+/// of their limit and the process limit from 97 % down to 95 %; explicit
+/// watermarks apply to every signal.
+#[test]
+fn default_marks_are_small_steps_and_tighter_for_the_process_limit() {
+    let t = v1_tree();
+    let mut p = Pressure::discover(PressureConfig { watermarks: None, ..t.config() });
+    // 544 MiB charged, 44 MiB inactive: 500 of 512 MiB, above 90 %.
+    t.write(&format!("{V1}/memory.usage_in_bytes"), format!("{}\n", 544 * MIB));
+    let r = p.sample(0);
+    assert_eq!((r.trigger, r.usage, r.limit), (Some(Signal::CgroupV1), 500 * MIB, 512 * MIB));
+    let low = (512 * MIB) as f64 * 0.87;
+    assert_eq!(p.decide(&r), Some(500 * MIB - low as usize), "down to 87 % of the group's limit");
+
+    let t = Tree::new("default-marks-process");
+    t.meminfo(16 << 30, 12 << 30);
+    let config = PressureConfig { process_limit: Some(1000 * MIB), watermarks: None, ..t.config() };
+    let mut p = Pressure::discover(config.clone());
+    let r = p.sample(960 * MIB);
+    assert_eq!(r.trigger, Some(Signal::ProcessLimit));
+    assert_eq!(p.decide(&r), None, "96 % is under the process limit's high mark");
+    let r = p.sample(980 * MIB);
+    assert_eq!(p.decide(&r), Some(30 * MIB), "down to 95 % of the process limit");
+
+    let mut p = Pressure::discover(PressureConfig { watermarks: Some(MARKS), ..config });
+    let r = p.sample(960 * MIB);
+    assert_eq!(p.decide(&r), Some(160 * MIB), "explicit marks apply to the process limit too");
 }

@@ -20,18 +20,27 @@ use core::fmt;
 /// hysteresis: without it the manager would discard a little on every
 /// sample while usage hovers at one mark.
 ///
-/// The defaults, high 0.90 and low 0.80, are chosen for the cost of being
-/// wrong. Too high a mark leaves too little room between "start reclaiming"
-/// and the kernel's own reaction (direct reclaim, throttling at
-/// `memory.high`, the OOM killer at the hard limit); a fast allocation
-/// spike of a few hundred MiB can cross the last few percent of a
-/// container limit faster than any poll, and the price is an OOM kill. Too
-/// low a mark only discards cache that was still affordable, the price of
-/// which is a recomputation. 10 % of the limit above the high mark leaves
-/// room for a spike while the notification is delivered and the first
-/// victims are discarded; a further 10 % below it is enough for reclaim to
-/// come in batches instead of a trickle, without throwing away a large
-/// share of the cache on every episode.
+/// The defaults, high 0.90 and low 0.87 ([`Self::DEFAULT`]), are chosen
+/// for the cost of being wrong. Too high a mark leaves too little room
+/// between "start reclaiming" and the kernel's own reaction (direct
+/// reclaim, throttling at `memory.high`, the OOM killer at the hard limit);
+/// a fast allocation spike of a few hundred MiB can cross the last few
+/// percent of a container limit faster than any poll, and the price is an
+/// OOM kill. Too low a mark only discards cache that was still affordable,
+/// the price of which is a recomputation. 10 % of the limit above the high
+/// mark leaves room for a spike while the notification is delivered and
+/// the first victims are discarded. Below it, reclaim goes only 3 % further:
+/// a pass costs little now (victims are claimed in batches, their spans
+/// reused by the allocations that follow, and released in coalesced
+/// `madvise` calls), so small steps near the mark keep the cache large
+/// instead of throwing a tenth of the limit away in every episode.
+///
+/// The process's own limit (`ManagerBuilder::process_limit`) defaults to
+/// tighter marks, high 0.97 and low 0.95 ([`Self::PROCESS_LIMIT`]): that
+/// limit is the process's own choice, set below any container limit, and
+/// `DiscardAlloc` holds strong allocations that would cross it until the
+/// manager made room, so no kernel reaction waits past it. Watermarks set
+/// with `ManagerBuilder::watermarks` apply to every signal.
 ///
 /// ```
 /// use discardable::Watermarks;
@@ -49,8 +58,12 @@ pub struct Watermarks {
 }
 
 impl Watermarks {
-    /// High 0.90, low 0.80 (see the type's documentation for why).
-    pub const DEFAULT: Watermarks = Watermarks { high: 0.90, low: 0.80 };
+    /// High 0.90, low 0.87: the default for every signal but the process
+    /// limit (see the type's documentation for why).
+    pub const DEFAULT: Watermarks = Watermarks { high: 0.90, low: 0.87 };
+    /// High 0.97, low 0.95: the default for the process limit (see the
+    /// type's documentation for why).
+    pub const PROCESS_LIMIT: Watermarks = Watermarks { high: 0.97, low: 0.95 };
 
     /// Watermarks at `high` and `low` fractions of the effective limit.
     ///
@@ -58,7 +71,7 @@ impl Watermarks {
     ///
     /// [`PressureError::InvalidWatermarks`] unless `0 < low < high <= 1`
     /// (which also rejects NaN).
-    pub fn new(high: f64, low: f64) -> Result<Self, PressureError> {
+    pub const fn new(high: f64, low: f64) -> Result<Self, PressureError> {
         if 0.0 < low && low < high && high <= 1.0 {
             Ok(Watermarks { high, low })
         } else {
@@ -172,12 +185,13 @@ mod tests {
         }
         let text = Watermarks::new(0.5, 0.7).unwrap_err().to_string();
         assert_eq!(text, "watermarks must satisfy 0 < low < high <= 1 (got high 0.5, low 0.7)");
-        assert_eq!(Watermarks::default(), Watermarks::new(0.9, 0.8).unwrap());
+        assert_eq!(Watermarks::default(), Watermarks::new(0.9, 0.87).unwrap());
+        assert_eq!(Watermarks::PROCESS_LIMIT, Watermarks::new(0.97, 0.95).unwrap());
     }
 
     #[test]
     fn marks_are_bounded_by_the_limit() {
-        let m = Watermarks::default();
+        let m = Watermarks::new(0.9, 0.8).unwrap();
         assert_eq!(m.high_mark(1000), 900);
         assert_eq!(m.low_mark(1000), 800);
         assert_eq!(Watermarks::new(1.0, 0.5).unwrap().high_mark(usize::MAX), usize::MAX);
@@ -186,7 +200,7 @@ mod tests {
 
     #[test]
     fn hysteresis_over_a_sequence() {
-        let m = Watermarks::default();
+        let m = Watermarks::new(0.9, 0.8).unwrap();
         let mut h = Hysteresis::default();
         // (usage, expected decision) with limit 1000: high mark 900, low 800.
         let steps = [
@@ -215,7 +229,7 @@ mod tests {
 
     #[test]
     fn hysteresis_follows_a_moving_limit() {
-        let m = Watermarks::default();
+        let m = Watermarks::new(0.9, 0.8).unwrap();
         let mut h = Hysteresis::default();
         assert_eq!(h.step(&m, 950, 1000), Some(150));
         // The limit doubles (e.g. a cgroup raised): 950 is below the new
