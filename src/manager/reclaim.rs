@@ -24,6 +24,10 @@ use crate::sync::{AtomicUsize, Mutex, Ordering::Relaxed};
 
 /// Victims claimed per table-lock acquisition.
 const BATCH: usize = 64;
+/// Victims' bytes released together at most (in as few `madvise` calls as
+/// adjacency allows): large enough to coalesce, small enough that the
+/// first relief under a spike does not wait for a whole batch.
+const RELEASE_BYTES: usize = 4 << 20;
 
 /// What a pass reclaims for: how it looks at the table, and where the
 /// bytes it frees go.
@@ -210,6 +214,7 @@ impl Core {
         let mut notices = Notices::default();
         let mut victims: Vec<NonNull<Header>> = Vec::new();
         let mut blocks: Vec<Block> = Vec::new();
+        let mut pending = 0;
         let mut last = 0;
         while freed < need || (last > 0 && freed + last <= want) {
             victims.clear();
@@ -233,14 +238,25 @@ impl Core {
                 notices.push(h.sink, h.tag);
                 blocks.push(Block { ptr: h.data, loc: h.loc, cost: h.cost });
                 freed += h.cost;
+                pending += h.cost;
                 #[cfg(loom)]
                 self.probe(*header);
+                if pending >= RELEASE_BYTES {
+                    // Relief under a spike should not wait for a whole batch
+                    // of large victims.
+                    // SAFETY: each block is a copy of a victim's header
+                    // taken while our claim held it (its discard is ours:
+                    // state INV-4), listed once.
+                    unsafe { arena.release_victims(&mut blocks, purpose != Purpose::Release) };
+                    pending = 0;
+                }
             }
             // Release each batch at once: claimed bytes still count as held.
             // SAFETY: each block is a copy of a victim's header taken while
             // our claim held it (its discard is ours: state INV-4), listed
             // once.
             unsafe { arena.release_victims(&mut blocks, purpose != Purpose::Release) };
+            pending = 0;
         }
         // (The broken variant dropped it before the release loop.)
         #[cfg(not(discardable_broken_epoch))]
