@@ -3,8 +3,10 @@
 //!
 //! Owns: the slot pages of one arena and their free bitmaps, and the pool
 //! of discarded spans kept for reuse. Spans come from and go back to the
-//! process-wide [`PageHeap`]. A slot page goes back to the OS
-//! (`MADV_DONTNEED`) the moment every slot on it is free or discarded.
+//! process-wide [`PageHeap`]. A slot page goes back to the page heap the
+//! moment every slot on it is free or discarded: to the OS at once
+//! (`MADV_DONTNEED`) under pressure, else committed within the page heap's
+//! bounded retention, for the next pages.
 //!
 //! Discarded spans ([`Store::free_discarded`]): a discard made for the
 //! manager's own budget keeps its span mapped in the pool, up to the
@@ -288,8 +290,9 @@ impl Store {
     }
 
     /// Frees the bytes of discarded allocations, emptying `blocks`. With
-    /// `keep`, spans go into the pool while it has room; every other span
-    /// gives its pages back now, adjacent ones in one `madvise`.
+    /// `keep`, spans go into the pool while it has room and emptied slot
+    /// pages stay committed in the page heap's bounded retention; every
+    /// other span gives its pages back now, adjacent ones in one `madvise`.
     ///
     /// # Safety
     ///
@@ -307,8 +310,11 @@ impl Store {
                     self.kept_bytes.fetch_add(block.cost, Relaxed);
                 }
                 (Loc::Span, _) => release.push(block.ptr),
+                // A slot page emptied by a budget discard stays committed
+                // (within the page heap's retention bound) for the next
+                // allocations; under pressure it goes back at once.
                 // SAFETY: forwarded from the caller's contract.
-                _ => unsafe { self.free(block.ptr, block.loc, Release::Now) },
+                _ => unsafe { self.free(block.ptr, block.loc, if keep { Release::Retain } else { Release::Now }) },
             }
         }
         drop(kept);
@@ -378,10 +384,10 @@ impl Store {
                     if locked {
                         self.unlock(base, self.heap.page_size());
                     }
+                    self.count_advice(release);
                     // SAFETY: every slot of the page is free, so nobody uses
                     // its bytes; it came from `alloc_span` in `alloc`.
-                    unsafe { self.heap.free_span(base, Release::Now) };
-                    self.count_advice(Release::Now);
+                    unsafe { self.heap.free_span(base, release) };
                 } else if was_full {
                     slots.partial[class].push(page);
                 }
