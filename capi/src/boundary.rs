@@ -61,6 +61,28 @@ mod tests {
         assert_eq!(guarded("test", || 41 + 1), 42);
     }
 
+    /// A panic inside an exported function never unwinds into C: the
+    /// process aborts (SIGABRT) with the function's name and the message on
+    /// stderr. Checked in a child process (this test binary, re-executed).
+    #[test]
+    fn a_panic_aborts_with_its_message_instead_of_unwinding() {
+        const CHILD: &str = "DSC_BOUNDARY_PANIC_CHILD";
+        if std::env::var_os(CHILD).is_some() {
+            guarded("dsc_test", || panic!("boom"));
+            unreachable!("guarded returned after a panic");
+        }
+        let name = "boundary::tests::a_panic_aborts_with_its_message_instead_of_unwinding";
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", name, "--nocapture", "--test-threads=1"])
+            .env(CHILD, "1")
+            .output()
+            .unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        const SIGABRT: i32 = 6;
+        assert_eq!(out.status.signal(), Some(SIGABRT), "{out:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("discardable: dsc_test: boom"), "{out:?}");
+    }
+
     #[test]
     fn a_failed_start_is_none() {
         let hook = std::panic::take_hook();
