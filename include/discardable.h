@@ -329,8 +329,8 @@ dsc_handle *dsc_alloc(dsc_manager *m, size_t size);
  * Frees a handle. With pins still outstanding the handle stays valid for
  * their `dsc_unpin` (from any thread) and the bytes stay; the last unpin
  * releases both. NULL is a no-op; a second `dsc_free` of a handle whose
- * pins keep it alive aborts with a message (after the release, any use is
- * a use after free, as with `free(3)`).
+ * pins keep it alive aborts with a message, and so does one after the
+ * release until the handle's memory is reused (module docs, INV-4).
  *
  * # Safety
  *

@@ -25,14 +25,23 @@
 //!   its bytes are freed at once (or were discarded already): the crate's
 //!   orphan path (state INV-8) is never needed.
 //!
-//! Misuse that would corrupt the word (a second `dsc_free`, an unpin
-//! without a pin, a pin after `dsc_free`) aborts with a message while the
-//! handle still exists, that is while a pin is outstanding; a handle that
-//! was released is gone, and using it again is a use after free, as with
-//! `free(3)`.
+//! - INV-4: a released handle's memory is never freed: its `Discardable`
+//!   is dropped, the word set to `RELEASED`, and the handle parked in a
+//!   quarantine of at least [`QUARANTINE`] released handles, oldest reused
+//!   first by `dsc_alloc`. So a call on a released handle reads valid
+//!   memory and sees `RELEASED`.
+//!
+//! Misuse (a second `dsc_free`, an unpin without a pin, a pin after
+//! `dsc_free`, any call on a released handle) aborts with a message:
+//! always while the handle lives, and after its release until its memory
+//! is reused by a later `dsc_alloc` (at least [`QUARANTINE`] releases
+//! later), like glibc's best-effort double-free check.
 
+use core::mem::ManuallyDrop;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicUsize, Ordering::*};
+use std::collections::VecDeque;
+use std::sync::Mutex;
 
 use discardable::Discardable;
 
@@ -45,14 +54,30 @@ const OWNER: usize = 1;
 const PIN: usize = 2;
 /// C pins beyond this abort (a leak of pins), long before the word wraps.
 const PIN_MAX: usize = usize::MAX / 4;
+/// The word of a released handle (INV-4): no `OWNER` bit, and more pins
+/// than [`PIN_MAX`] allows.
+const RELEASED: usize = usize::MAX & !OWNER;
+/// Released handles kept before the oldest is reused (INV-4).
+pub(crate) const QUARANTINE: usize = 1024;
+
+/// Released handles, oldest first (INV-4).
+static RELEASED_HANDLES: Mutex<VecDeque<Parked>> = Mutex::new(VecDeque::new());
+
+/// A released handle in the quarantine.
+struct Parked(NonNull<dsc_handle>);
+
+// SAFETY: a parked handle is nobody's (INV-4): only the quarantine's lock
+// holder may reuse it.
+unsafe impl Send for Parked {}
 
 /// A block of discardable memory: its bytes may vanish while nobody pins
 /// it. Opaque to C.
 #[derive(Debug)]
 pub struct dsc_handle {
-    /// `OWNER` and the C pins (module docs).
+    /// `OWNER` and the C pins, or `RELEASED` (module docs).
     refs: AtomicUsize,
-    pub(crate) bytes: Discardable<[u8]>,
+    /// Dropped at the release, rewritten at a reuse (INV-4).
+    pub(crate) bytes: ManuallyDrop<Discardable<[u8]>>,
 }
 
 impl dsc_handle {
@@ -63,8 +88,61 @@ impl dsc_handle {
     /// `h` is NULL or a live handle (not released).
     #[inline(always)]
     pub(crate) unsafe fn get<'a>(h: *const dsc_handle) -> Option<&'a dsc_handle> {
-        // SAFETY: NULL or live, per the caller's contract.
-        unsafe { h.as_ref() }
+        // SAFETY: NULL, live, or released and parked (its memory stays,
+        // INV-4), per the caller's contract.
+        let h = unsafe { h.as_ref() }?;
+        if h.refs.load(Relaxed) == RELEASED {
+            die("dsc_handle", "the handle was already released (freed and unpinned)");
+        }
+        Some(h)
+    }
+
+    /// A handle owning `bytes`: a parked one reused once the quarantine is
+    /// full, else a new one.
+    fn new(bytes: Discardable<[u8]>) -> *mut dsc_handle {
+        let reused = {
+            let mut parked = RELEASED_HANDLES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if parked.len() > QUARANTINE {
+                parked.pop_front()
+            } else {
+                None
+            }
+        };
+        match reused {
+            Some(Parked(slot)) => {
+                let slot = slot.as_ptr();
+                // SAFETY: a parked handle is ours alone once popped (INV-4);
+                // its `bytes` were dropped at the release, so writing a new
+                // value leaks nothing. The Release store publishes it with
+                // the handle.
+                unsafe {
+                    ptr::addr_of_mut!((*slot).bytes).write(ManuallyDrop::new(bytes));
+                    (*slot).refs.store(OWNER, Release);
+                }
+                slot
+            }
+            None => {
+                Box::into_raw(Box::new(dsc_handle { refs: AtomicUsize::new(OWNER), bytes: ManuallyDrop::new(bytes) }))
+            }
+        }
+    }
+
+    /// Releases the handle: drops its `Discardable` and parks its memory
+    /// (INV-4).
+    ///
+    /// # Safety
+    ///
+    /// The caller took the word to zero (INV-2): nobody else may touch the
+    /// handle.
+    unsafe fn release(this: *mut dsc_handle) {
+        // SAFETY: ours alone (INV-2); dropped once, here, before the word
+        // says `RELEASED`, and rewritten before any reuse.
+        unsafe { ManuallyDrop::drop(&mut (*this).bytes) };
+        // SAFETY: the memory stays (never freed, INV-4).
+        unsafe { (*this).refs.store(RELEASED, Release) };
+        let mut parked = RELEASED_HANDLES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // SAFETY: `this` is not null (a live handle's address).
+        parked.push_back(Parked(unsafe { NonNull::new_unchecked(this) }));
     }
 
     /// Takes one C pin: the address of the bytes, or `None` once they were
@@ -98,8 +176,10 @@ impl dsc_handle {
     unsafe fn unpin(this: *mut dsc_handle) {
         // SAFETY: live, per the caller's contract.
         let h = unsafe { &*this };
-        if h.refs.load(Relaxed) < PIN {
-            die("dsc_unpin", "no pin outstanding on this handle");
+        match h.refs.load(Relaxed) {
+            RELEASED => die("dsc_unpin", "the handle was already released (freed and unpinned)"),
+            refs if refs < PIN => die("dsc_unpin", "no pin outstanding on this handle"),
+            _ => {}
         }
         // SAFETY: a C pin is outstanding (checked just above), so a raw pin
         // of ours is counted (INV-1), and this call gives that one back.
@@ -112,9 +192,8 @@ impl dsc_handle {
         }
         if old == PIN {
             // SAFETY: the word is zero: no owner, no pin, so nobody else
-            // may touch the box (INV-2); made by `Box::into_raw` in
-            // `dsc_alloc`.
-            drop(unsafe { Box::from_raw(this) });
+            // may touch the handle (INV-2).
+            unsafe { Self::release(this) };
         }
     }
 
@@ -132,9 +211,8 @@ impl dsc_handle {
             die("dsc_free", "the handle was freed twice");
         }
         if old == OWNER {
-            // SAFETY: no pin and now no owner: ours alone (INV-2); made by
-            // `Box::into_raw` in `dsc_alloc`.
-            drop(unsafe { Box::from_raw(this) });
+            // SAFETY: no pin and now no owner: ours alone (INV-2).
+            unsafe { Self::release(this) };
         }
     }
 }
@@ -154,7 +232,7 @@ pub unsafe extern "C" fn dsc_alloc(m: *mut dsc_manager, size: usize) -> *mut dsc
         // SAFETY: NULL or live, per the contract.
         let Some(m) = (unsafe { manager::or_global(m) }) else { return ptr::null_mut() };
         match Discardable::<[u8]>::try_zeroed_in(size, &m.manager) {
-            Ok(bytes) => Box::into_raw(Box::new(dsc_handle { refs: AtomicUsize::new(OWNER), bytes })),
+            Ok(bytes) => dsc_handle::new(bytes),
             Err(_) => ptr::null_mut(),
         }
     })
@@ -163,8 +241,8 @@ pub unsafe extern "C" fn dsc_alloc(m: *mut dsc_manager, size: usize) -> *mut dsc
 /// Frees a handle. With pins still outstanding the handle stays valid for
 /// their `dsc_unpin` (from any thread) and the bytes stay; the last unpin
 /// releases both. NULL is a no-op; a second `dsc_free` of a handle whose
-/// pins keep it alive aborts with a message (after the release, any use is
-/// a use after free, as with `free(3)`).
+/// pins keep it alive aborts with a message, and so does one after the
+/// release until the handle's memory is reused (module docs, INV-4).
 ///
 /// # Safety
 ///
@@ -240,4 +318,47 @@ pub unsafe extern "C" fn dsc_unpin(h: *mut dsc_handle) {
             unsafe { dsc_handle::unpin(h) };
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Released handles are parked, not freed (INV-4): their word says
+    /// `RELEASED`, and once more than [`QUARANTINE`] are parked the oldest
+    /// is reused, as a working handle with fresh bytes.
+    #[test]
+    fn released_handles_are_parked_then_reused_oldest_first() {
+        // SAFETY (whole test): every handle is from `dsc_alloc`, freed once;
+        // parked ones are only read through their atomic word.
+        unsafe {
+            let first = dsc_alloc(ptr::null_mut(), 16);
+            assert!(!first.is_null());
+            dsc_free(first);
+            assert_eq!((*first).refs.load(Relaxed), RELEASED, "parked, and marked");
+            let mut seen_first_again = false;
+            let mut live = Vec::new();
+            for _ in 0..=2 * QUARANTINE + 2 {
+                let h = dsc_alloc(ptr::null_mut(), 16);
+                assert!(!h.is_null());
+                seen_first_again |= h == first;
+                let p = dsc_pin(h).cast::<u8>();
+                assert!(!p.is_null());
+                assert!(
+                    core::slice::from_raw_parts(p, 16).iter().all(|&b| b == 0),
+                    "a reused handle has fresh zero bytes"
+                );
+                p.write(7);
+                dsc_unpin(h);
+                live.push(h);
+                if live.len() > 4 {
+                    dsc_free(live.remove(0));
+                }
+            }
+            assert!(seen_first_again, "the oldest parked handle was reused");
+            for h in live {
+                dsc_free(h);
+            }
+        }
+    }
 }

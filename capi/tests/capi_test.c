@@ -519,8 +519,32 @@ static void pin_after_free(void) {
     dsc_pin(h);
 }
 
+static void double_free_after_release(void) {
+    dsc_handle *h = dsc_alloc(NULL, 64);
+    dsc_free(h);
+    dsc_free(h);
+}
+
+static void unpin_after_release(void) {
+    dsc_handle *h = dsc_alloc(NULL, 64);
+    dsc_pin(h);
+    dsc_free(h);
+    dsc_unpin(h); /* the last reference: released here */
+    dsc_unpin(h);
+}
+
+static void read_after_release(void) {
+    dsc_handle *h = dsc_alloc(NULL, 64);
+    char buf[8];
+    dsc_free(h);
+    (void)dsc_read(h, 0, buf, sizeof buf);
+}
+
 static void test_misuse_aborts(void) {
     expect_abort("double free", double_free_while_pinned, "dsc_free: the handle was freed twice");
+    expect_abort("double free after the release", double_free_after_release, "dsc_free: the handle was freed twice");
+    expect_abort("unpin after the release", unpin_after_release, "dsc_unpin: the handle was already released");
+    expect_abort("read after the release", read_after_release, "the handle was already released");
     expect_abort("unpin without pin", unpin_without_pin, "dsc_unpin: no pin outstanding");
     expect_abort("pin after free", pin_after_free, "dsc_pin: the handle was already passed to dsc_free");
 }
