@@ -329,8 +329,8 @@ mod tests {
     /// is reused, as a working handle with fresh bytes.
     #[test]
     fn released_handles_are_parked_then_reused_oldest_first() {
-        // SAFETY (whole test): every handle is from `dsc_alloc`, freed once;
-        // parked ones are only read through their atomic word.
+        // SAFETY: every handle is from `dsc_alloc` and freed once; a parked
+        // one is only read through its atomic word (its memory stays, INV-4).
         unsafe {
             let first = dsc_alloc(ptr::null_mut(), 16);
             assert!(!first.is_null());
