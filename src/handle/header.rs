@@ -39,10 +39,11 @@ pub struct Header {
     /// hash), immutable.
     pub tag: u64,
     /// Lazy mode: the first word of each page, saved before the pages were
-    /// offered (a `Box<[u64]>` of `cost / page` words, or null). Written by
-    /// the offerer under `OFFERING`, read by the reviver under `REVIVING`
+    /// offered (a `Box<[MaybeUninit<u64>]>` of `cost / page` words, or
+    /// null: the words may be a `T`'s uninitialised padding). Written by the
+    /// offerer under `OFFERING`, read by the reviver under `REVIVING`
     /// (state INV-5, INV-6); freed with the header.
-    pub(crate) saved: core::sync::atomic::AtomicPtr<u64>,
+    pub(crate) saved: core::sync::atomic::AtomicPtr<core::mem::MaybeUninit<u64>>,
     /// Loom models only: set when the header is freed. A model keeps its own
     /// clone and reads it around every read of the header, so loom's cell
     /// checking rejects a read that races with the free, and the flag one
@@ -111,8 +112,8 @@ impl Drop for Header {
         let saved = *self.saved.get_mut();
         if !saved.is_null() {
             let words = self.cost / crate::os::page_size();
-            // SAFETY: `saved` came from `Box::<[u64]>::into_raw` of `words`
-            // words in `lazy::offer` and is freed only here, once.
+            // SAFETY: `saved` came from `Box::<[MaybeUninit<u64>]>::into_raw`
+            // of `words` words in `lazy::offer` and is freed only here, once.
             drop(unsafe { Box::from_raw(core::ptr::slice_from_raw_parts_mut(saved, words)) });
         }
         // SAFETY: only this drop writes the canary, once; every other access

@@ -5,10 +5,14 @@
 //! The recipe (DESIGN.md, "Reclaim modes"; Chromium's
 //! `madv_free_discardable_memory_posix.cc` is the single-threaded original):
 //! before `MADV_FREE`, each page's first word is saved in strong memory and
-//! replaced by a non-zero cookie. Re-pinning compare-and-swaps each cookie
-//! back to its saved word: a successful swap writes the page, which cancels
-//! its pending free; a failed one (the page reads as zero) means the kernel
-//! took it, and the whole allocation is then discarded. A failed
+//! replaced by a non-zero cookie. Re-pinning claims each page by one
+//! compare-and-swap from the cookie to a second marker: a successful swap
+//! writes the page, which cancels its pending free, and the saved word then
+//! goes back with a plain write; a failed one (the page reads as zero)
+//! means the kernel took it, and the whole allocation is then discarded.
+//! The saved words are kept as `MaybeUninit<u64>` and never read as
+//! integers: the first bytes of a page may be a `T`'s padding, which is
+//! uninitialised (so the cookie swap compares only words we wrote). A failed
 //! `MADV_FREE` puts the words back the same way, as it may have applied to
 //! part of the range; a page found taken then ends the offer as made, so
 //! that the next pin's revival discards the allocation.
@@ -25,6 +29,7 @@
 //!
 //! Must never: offer a pinned allocation, or let two revivers run.
 
+use core::mem::MaybeUninit;
 use core::ptr::NonNull;
 #[cfg(not(loom))]
 use core::sync::atomic::AtomicU64;
@@ -41,6 +46,49 @@ use crate::os::offer as offer_pages;
 /// The word left at the start of every offered page. Any non-zero value
 /// works: a page the kernel took reads as zero.
 const COOKIE: u64 = 0xD15C_A4DA_B1E0_0FF5;
+/// What a reviver swaps the cookie for to claim a page back, before it
+/// writes the saved word (which may be uninitialised) in its place.
+const CLAIMED: u64 = 0xC1A1_3ED0_D15C_A4DA;
+
+/// Reads page `i`'s first word as the offer saves it: as bytes that may be
+/// uninitialised (a `T`'s padding), never as an integer.
+///
+/// # Safety
+///
+/// As for [`first_word`].
+#[cfg(not(loom))]
+unsafe fn read_first_word(data: NonNull<u8>, i: usize) -> MaybeUninit<u64> {
+    // SAFETY: page `i` is inside the live span and 8-byte aligned; the
+    // caller's flag keeps every other access away (as for `first_word`).
+    unsafe { data.as_ptr().add(i * os::page_size()).cast::<MaybeUninit<u64>>().read() }
+}
+
+/// Writes a saved first word back into page `i`, which the caller claimed.
+///
+/// # Safety
+///
+/// As for [`first_word`], and the page must be claimed (its cookie swapped
+/// for [`CLAIMED`]), so the kernel no longer takes it.
+#[cfg(not(loom))]
+unsafe fn write_first_word(data: NonNull<u8>, i: usize, value: MaybeUninit<u64>) {
+    // SAFETY: as in `read_first_word`.
+    unsafe { data.as_ptr().add(i * os::page_size()).cast::<MaybeUninit<u64>>().write(value) }
+}
+
+/// Loom models: the model's page words are always initialised.
+#[cfg(loom)]
+unsafe fn read_first_word(data: NonNull<u8>, i: usize) -> MaybeUninit<u64> {
+    // SAFETY: forwarded from the caller's contract.
+    MaybeUninit::new(unsafe { first_word(data, i) }.load(Relaxed))
+}
+
+/// Loom models: see [`read_first_word`].
+#[cfg(loom)]
+unsafe fn write_first_word(data: NonNull<u8>, i: usize, value: MaybeUninit<u64>) {
+    // SAFETY: forwarded from the caller's contract; the model's saved words
+    // came from `read_first_word`, which initialised them.
+    unsafe { first_word(data, i).store(value.assume_init(), Relaxed) }
+}
 
 /// The first word of page `i` of the allocation at `data`, as an atomic.
 ///
@@ -137,18 +185,19 @@ impl Header {
         let pages = self.cost / os::page_size();
         let mut saved = self.saved.load(Relaxed);
         if saved.is_null() {
-            saved = Box::into_raw(vec![0u64; pages].into_boxed_slice()).cast();
+            saved = Box::into_raw(vec![MaybeUninit::<u64>::uninit(); pages].into_boxed_slice()).cast();
             self.saved.store(saved, Relaxed);
         }
         for i in 0..pages {
             // SAFETY: the caller holds OFFERING (state INV-5): no pin reads
             // the bytes; `saved` holds `pages` words.
             unsafe {
-                let word = first_word(self.data, i);
-                let value = word.load(Relaxed);
+                let value = read_first_word(self.data, i);
                 *saved.add(i) = value;
+                let word = first_word(self.data, i);
+                // The model's words are initialised (`read_first_word`).
                 #[cfg(loom)]
-                word.save(value);
+                word.save(value.assume_init());
                 word.store(COOKIE, Relaxed);
             }
         }
@@ -181,10 +230,9 @@ impl Header {
             // SAFETY: the caller holds OFFERING (state INV-5); `saved` holds
             // `cost / page` words.
             unsafe {
-                let word = first_word(self.data, i);
                 #[cfg(loom)]
-                word.check_saved(*saved.add(i));
-                word.store(*saved.add(i), Relaxed);
+                first_word(self.data, i).check_saved((*saved.add(i)).assume_init());
+                write_first_word(self.data, i, *saved.add(i));
             }
         }
         true
@@ -235,10 +283,12 @@ impl Header {
         unsafe { self.swap_back() }
     }
 
-    /// Compare-and-swaps each page's cookie back to its saved word, in page
-    /// order, and stops at the first page that no longer holds the cookie:
-    /// `false` then, as the kernel took that page (it reads as zero). A
-    /// successful swap writes the page, which cancels its pending free.
+    /// Claims each page back, in page order: one compare-and-swap from the
+    /// cookie to [`CLAIMED`], which writes the page and so cancels its
+    /// pending free, then a plain write of its saved word (which may be
+    /// uninitialised bytes). Stops at the first page that no longer holds
+    /// the cookie: `false` then, as the kernel took that page (it reads as
+    /// zero).
     ///
     /// # Safety
     ///
@@ -255,8 +305,12 @@ impl Header {
             unsafe {
                 let word = first_word(self.data, i);
                 #[cfg(loom)]
-                word.check_saved(*saved.add(i));
-                word.compare_exchange(COOKIE, *saved.add(i), Relaxed, Relaxed).is_ok()
+                word.check_saved((*saved.add(i)).assume_init());
+                if word.compare_exchange(COOKIE, CLAIMED, Relaxed, Relaxed).is_err() {
+                    return false;
+                }
+                write_first_word(self.data, i, *saved.add(i));
+                true
             }
         })
     }
