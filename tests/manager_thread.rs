@@ -33,6 +33,30 @@ fn alive(tid: u64) -> bool {
     manager_threads().contains(&tid)
 }
 
+/// How many times thread `tid` of this process has been scheduled in
+/// (`/proc/self/task/<tid>/schedstat`, third field), or `None` once it is
+/// gone.
+fn runs(tid: u64) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).ok()?;
+    stat.split_whitespace().nth(2)?.parse().ok()
+}
+
+/// Waits until the manager thread `tid` has woken up at least twice more
+/// (its idle polls come at least once a second), so that a thread bound to
+/// exit would have had its chance; `true` if it is still alive then.
+fn survives_two_wakeups(tid: u64) -> bool {
+    let Some(start) = runs(tid) else { return false };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match runs(tid) {
+            None => return false,
+            Some(n) if n >= start + 2 => return alive(tid),
+            Some(_) if Instant::now() >= deadline => panic!("the manager thread did not wake up in 10 s"),
+            Some(_) => thread::sleep(Duration::from_millis(10)),
+        }
+    }
+}
+
 fn exits_within(tid: u64, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
@@ -61,12 +85,10 @@ fn manager_thread_lives_while_handles_live_and_exits_after() {
     let large = Discardable::zeroed_in(1 << 16, &clone);
     drop(m);
     drop(clone);
-    thread::sleep(Duration::from_millis(200));
-    assert!(alive(tid), "manager thread exited while handles live");
+    assert!(survives_two_wakeups(tid), "manager thread exited while handles live");
     assert_eq!(*small.upgrade().unwrap(), 7);
     drop(small);
-    thread::sleep(Duration::from_millis(100));
-    assert!(alive(tid), "manager thread exited while a handle lives");
+    assert!(survives_two_wakeups(tid), "manager thread exited while a handle lives");
     assert!(large.discard(), "a handle works with no manager left");
     drop(large);
     assert!(exits_within(tid, Duration::from_secs(10)), "manager thread survived its last handle");
