@@ -21,6 +21,9 @@
 #      header on the intake without Release.
 #    - `--cfg discardable_broken_orphan`: the table retires a dropped header
 #      while an owned guard still pins it.
+#    - `--cfg discardable_broken_unpin`: `unpin` is Relaxed.
+#    - `--cfg discardable_broken_claim`: a lazy reviver writes the saved
+#      words back without claiming each page from the kernel first.
 #
 # Each build has its own target directory, so none invalidates the normal
 # build or another (RUSTFLAGS differ). Each model has its own preemption
@@ -82,5 +85,9 @@ reject discardable_broken_intake broken_intake_is_rejected \
     "Causality violation|header read after its free"
 reject discardable_broken_orphan broken_orphan_is_rejected \
     "Causality violation|header read after its free|the bytes were freed under a pin"
+reject discardable_broken_unpin broken_unpin_is_rejected \
+    "Causality violation"
+reject discardable_broken_claim broken_claim_is_rejected \
+    "Causality violation|the kernel's reclaim and a pin must exclude each other|a taken page left the allocation alive|a pin succeeded after the kernel's discard|the kernel took a revived page"
 
 echo "== loom checks passed in $((SECONDS - start)) s"

@@ -23,6 +23,11 @@
 //!   before its creator's writes.
 //! - `--cfg discardable_broken_orphan`: the table retires a dropped header
 //!   whatever its pins, under an owned guard that still reads it.
+//! - `--cfg discardable_broken_unpin`: `unpin` is Relaxed, so a discarder's
+//!   Acquire does not order the last reader's accesses before the free.
+//! - `--cfg discardable_broken_claim`: a reviver writes each saved word back
+//!   without first claiming the page from the kernel (the cookie swap), so
+//!   a page the kernel took comes back zeroed but for its first word.
 #![cfg(loom)]
 
 #[cfg(discardable_broken)]
@@ -71,4 +76,16 @@ fn broken_intake_is_rejected() {
 #[test]
 fn broken_orphan_is_rejected() {
     loom_tests::orphan::owner_drops_while_an_owned_guard_unpins();
+}
+
+#[cfg(discardable_broken_unpin)]
+#[test]
+fn broken_unpin_is_rejected() {
+    loom_tests::state::unpin_racing_discard();
+}
+
+#[cfg(discardable_broken_claim)]
+#[test]
+fn broken_claim_is_rejected() {
+    loom_tests::lazy::kernel_reclaim_racing_revivers();
 }

@@ -306,7 +306,12 @@ impl Header {
                 let word = first_word(self.data, i);
                 #[cfg(loom)]
                 word.check_saved((*saved.add(i)).assume_init());
-                if word.compare_exchange(COOKIE, CLAIMED, Relaxed, Relaxed).is_err() {
+                // The broken variant for the loom models writes the saved
+                // word back without claiming the page first, so a page the
+                // kernel took comes back zeroed but for its first word.
+                let claimed =
+                    cfg!(discardable_broken_claim) || word.compare_exchange(COOKIE, CLAIMED, Relaxed, Relaxed).is_ok();
+                if !claimed {
                     return false;
                 }
                 write_first_word(self.data, i, *saved.add(i));

@@ -233,8 +233,10 @@ impl State {
     pub fn unpin(&self) {
         // Release pairs with the Acquire of `try_discard`'s CAS: every read or
         // write made under this pin happens before the discarder frees the
-        // bytes (INV-1).
-        let old = self.0.fetch_add(UNPIN_AND_TOUCH, Release);
+        // bytes (INV-1). The broken variant for the loom models unpins
+        // Relaxed, so a discarder may free the bytes under the last read.
+        let order = if cfg!(discardable_broken_unpin) { Relaxed } else { Release };
+        let old = self.0.fetch_add(UNPIN_AND_TOUCH, order);
         debug_assert!(old & PIN_MASK != 0, "unpin without a pin");
     }
 
