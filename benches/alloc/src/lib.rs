@@ -486,7 +486,7 @@ pub fn simple() -> u64 {
 /// previous (exited) thread allocated: frees into abandoned spans, and
 /// their adoption.
 pub fn larson2() -> u64 {
-    let (chains, slots, per_thread, generations) = (2, 5_000, 500_000, scaled(12).max(2));
+    let (chains, slots, per_thread, generations) = (2, 5_000, scaled(500_000), 12);
     let size = |rng: &mut Rng| (16 + rng.below(1_000 - 16)) & !7;
     let starts: Vec<(Vec<Block>, Rng)> = (0..chains)
         .map(|c| {
