@@ -42,7 +42,9 @@
 //! ```
 //!
 //! `allocs` counts the calls to the allocating entry points, so a test can
-//! prove that the library served a program. The line goes to a
+//! prove that the library served a program (they are counted only when the
+//! variable is set: a shared counter on every call would cost the
+//! multi-threaded programs a cache line moving between cores). The line goes to a
 //! close-on-exec duplicate of stderr taken at load time (descriptor 200 or
 //! above), because many programs close fd 2 in their own `atexit` handlers,
 //! which run before this one; if that duplicate no longer refers to the
@@ -60,7 +62,7 @@
 use core::ffi::{c_char, c_int, c_void};
 use core::mem::MaybeUninit;
 use core::ptr;
-use core::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 use discardable::DiscardAlloc;
 
@@ -69,8 +71,13 @@ const MIN_ALIGN: usize = 16;
 /// No request above `PTRDIFF_MAX` can succeed (as glibc).
 const MAX_SIZE: usize = isize::MAX as usize;
 
-/// Calls to the allocating entry points.
+/// Calls to the allocating entry points, counted only while [`COUNTING`]
+/// (a shared counter bumped on every `malloc` costs a locked instruction
+/// and, with threads, a cache line moving between cores).
 static ALLOCS: AtomicU64 = AtomicU64::new(0);
+/// Whether `DISCARDABLE_STATS` asked for the statistics line; written once
+/// by the load-time constructor, read-only afterwards.
+static COUNTING: AtomicBool = AtomicBool::new(false);
 
 /// Sets this thread's `errno`.
 #[inline]
@@ -94,11 +101,20 @@ fn page_size() -> usize {
     page
 }
 
+/// Counts an allocating call if the statistics line was asked for.
+#[inline(always)]
+fn count_alloc() {
+    if COUNTING.load(Relaxed) {
+        ALLOCS.fetch_add(1, Relaxed);
+    }
+}
+
 /// Serves `size` bytes aligned to `align` (a power of two); null with
-/// `errno = ENOMEM` on failure.
-#[inline]
+/// `errno = ENOMEM` on failure. (Inlined into each entry point, so
+/// `malloc` is one function on the fast path.)
+#[inline(always)]
 fn serve(size: usize, align: usize, zeroed: bool) -> *mut c_void {
-    ALLOCS.fetch_add(1, Relaxed);
+    count_alloc();
     let p = if size > MAX_SIZE { ptr::null_mut() } else { DiscardAlloc::c_alloc(size, align.max(MIN_ALIGN), zeroed) };
     if p.is_null() {
         set_errno(libc::ENOMEM);
@@ -164,7 +180,7 @@ pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
         unsafe { DiscardAlloc::c_free(p.cast()) };
         return ptr::null_mut();
     }
-    ALLOCS.fetch_add(1, Relaxed);
+    count_alloc();
     let q = if size > MAX_SIZE {
         ptr::null_mut()
     } else {
@@ -304,6 +320,7 @@ extern "C" fn init() {
     // SAFETY: `value` is null or a NUL-terminated string from the
     // environment.
     if unsafe { stats_enabled(value) } {
+        COUNTING.store(true, Relaxed);
         keep_stderr();
         // SAFETY: `print_stats` is a valid C-ABI function for the whole
         // process.

@@ -103,13 +103,16 @@ impl Heap {
     ///
     /// # Safety
     ///
-    /// The caller owns `heap` (INV-4).
+    /// The caller owns `heap` (INV-4), and `class < CLASSES`.
     #[inline(always)]
     pub(super) unsafe fn alloc(heap: *mut Heap, class: usize) -> *mut u8 {
         // SAFETY: `current` holds a live span of ours or `EMPTY`, whose
-        // `free` is null (caller owns `heap`).
+        // `free` is null (caller owns `heap`); `class < CLASSES` (caller).
         unsafe {
-            let span = (*heap).current[class];
+            debug_assert!(class < CLASSES);
+            // Unchecked (caller: `class < CLASSES`), so the fast path has
+            // no bounds check and no panic branch.
+            let span = *(*heap).current.get_unchecked(class);
             let block = (*span).free;
             if !block.is_null() {
                 (*span).free = (*block).next;

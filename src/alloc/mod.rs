@@ -19,9 +19,11 @@
 //!   an OS refusal returns null;
 //! - spawn a `std::thread` (the purge timer is a raw pthread started where
 //!   no allocator lock is held); the manager thread is never spawned here;
-//! - use TLS that has a destructor: the thread heap pointer is a
-//!   destructor-free `Cell` read with `try_with`, and thread exit is seen
-//!   through a pthread key destructor;
+//! - use TLS that has a destructor, or a TLS access that is a call: the
+//!   thread heap pointer is an initial-exec TLS slot on x86-64 Linux (one
+//!   `fs`-relative load, also in the `LD_PRELOAD` library) and a
+//!   destructor-free `Cell` elsewhere, and thread exit is seen through a
+//!   pthread key destructor;
 //! - stay inconsistent across `fork`: `pthread_atfork` handlers take every
 //!   allocator lock before the fork and release them in both processes.
 
@@ -124,7 +126,10 @@ impl DiscardAlloc {
     fn allocate(size: usize, align: usize, zeroed: bool) -> *mut u8 {
         if size <= SMALL_MAX && align <= CLASS_ALIGN_MAX {
             let class = if align <= 8 { class_of(size) } else { class_for(size, align) };
-            let p = thread::alloc(class);
+            // SAFETY: `class_of` and `class_for` map `1..=SMALL_MAX` (with
+            // an alignment up to `CLASS_ALIGN_MAX`) into `0..CLASSES`
+            // (size_class.rs, tested exhaustively there).
+            let p = unsafe { thread::alloc(class) };
             if zeroed && !p.is_null() {
                 // SAFETY: a fresh block of at least `size` bytes.
                 unsafe { p.write_bytes(0, size) };
@@ -214,6 +219,7 @@ impl DiscardAlloc {
     }
 
     /// `malloc`-style allocation (alignment 16) for the C entry points.
+    #[inline]
     pub fn c_alloc(size: usize, align: usize, zeroed: bool) -> *mut u8 {
         Self::allocate(size.max(1), align.max(16), zeroed)
     }
@@ -223,6 +229,7 @@ impl DiscardAlloc {
     /// # Safety
     ///
     /// `p` must be null or a live allocation of this allocator.
+    #[inline]
     pub unsafe fn c_free(p: *mut u8) {
         if p.is_null() {
             return;

@@ -74,11 +74,14 @@ unsafe fn touched(span: *mut Span) {
     unsafe { (*span).released.with(|r| assert!(!*r, "a remote freer touched a released span")) };
 }
 
-// Monotonic time in nanoseconds; under loom a counter that advances by
-// `span::STEAL_AFTER_NS` per call (invisible to loom), so every steal is
-// old enough.
+// Monotonic time in nanoseconds, at the kernel tick's resolution: it stamps
+// every park (`Heap::park_full`, often on the refill path: a precise clock
+// read there was 8 % of larson's time) and is compared only with
+// `span::STEAL_AFTER_NS`, many ticks long. Under loom a counter that
+// advances by `span::STEAL_AFTER_NS` per call (invisible to loom), so every
+// steal is old enough.
 #[cfg(not(loom))]
-pub(super) use crate::os::now_ns;
+pub(super) use crate::os::coarse_now_ns as now_ns;
 #[cfg(loom)]
 pub(super) fn now_ns() -> u64 {
     static CLOCK: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);

@@ -161,6 +161,17 @@ impl Block {
         }
     }
 
+    /// Writes every byte between the tags (as C benchmarks touch the
+    /// whole block).
+    #[inline]
+    pub fn fill(&mut self) {
+        for i in 8..self.size - 8 {
+            // SAFETY: `8 <= i < size - 8`: inside the block, clear of the
+            // tags.
+            unsafe { self.ptr.as_ptr().add(i).write(i as u8) };
+        }
+    }
+
     /// Grows the block to `new_size` with `realloc`, checking the contents
     /// moved, and writes the tag's second copy at the new end.
     pub fn grow(&mut self, new_size: usize) {
@@ -417,6 +428,141 @@ pub fn threads() -> u64 {
     kept.into_iter().flatten().fold(sum, |s, b| s.wrapping_add(b.free()))
 }
 
+/// glibc's `bench-malloc-simple` pattern (mimalloc-bench's `glibc-simple`):
+/// 16-byte blocks, each filled byte by byte; for `n` of 25, 100, 400 and
+/// 1 600, `2 000 000 / n` times: allocate `n`, free the first half in
+/// allocation order and the second half last-first. A warm-up pass, a
+/// pass on the main thread, one on a fresh thread, one on the main thread
+/// again.
+pub fn simple() -> u64 {
+    const SIZE: usize = 16;
+    let iters = scaled(2_000_000);
+    let layout = Layout::from_size_align(SIZE, ALIGN.load(Relaxed)).expect("layout");
+    let pass = move || {
+        let mut arr = vec![std::ptr::null_mut::<u8>(); 1_600];
+        let mut sum = 0u64;
+        for n in [25, 100, 400, 1_600] {
+            for _ in 0..(iters / n).max(1) {
+                for slot in arr.iter_mut().take(n) {
+                    // SAFETY: a non-zero-size layout.
+                    let p = unsafe { alloc(layout) };
+                    if p.is_null() {
+                        handle_alloc_error(layout);
+                    }
+                    for g in 0..SIZE {
+                        // SAFETY: `g < SIZE`, inside the fresh block.
+                        unsafe { p.add(g).write(g as u8) };
+                    }
+                    *slot = p;
+                }
+                let free = |p: *mut u8| {
+                    // SAFETY: a live block of `layout`, freed once.
+                    let last = unsafe { p.add(SIZE - 1).read() };
+                    // SAFETY: as above.
+                    unsafe { dealloc(p, layout) };
+                    u64::from(last)
+                };
+                for &p in &arr[..n / 2] {
+                    sum = sum.wrapping_add(free(p));
+                }
+                for &p in arr[n / 2..n].iter().rev() {
+                    sum = sum.wrapping_add(free(p));
+                }
+            }
+        }
+        sum
+    };
+    let mut sum = pass();
+    sum = sum.wrapping_add(pass());
+    sum = sum.wrapping_add(std::thread::spawn(pass).join().unwrap());
+    sum.wrapping_add(pass())
+}
+
+/// The larson benchmark's shape (mimalloc-bench's `larson 5 8 1000 5000
+/// 100 4141 2`), by operation count instead of by time: two chains, each an
+/// array of 5 000 blocks of 16 B to 1 KiB allocated by the main thread;
+/// a thread of each chain replaces 500 000 random blocks, then hands the
+/// array to a fresh thread and exits, so each generation frees what the
+/// previous (exited) thread allocated: frees into abandoned spans, and
+/// their adoption.
+pub fn larson2() -> u64 {
+    let (chains, slots, per_thread, generations) = (2, 5_000, scaled(500_000), 12);
+    let size = |rng: &mut Rng| (16 + rng.below(1_000 - 16)) & !7;
+    let starts: Vec<(Vec<Block>, Rng)> = (0..chains)
+        .map(|c| {
+            let mut rng = Rng::new(4141 + c as u64);
+            let set = (0..slots).map(|_| Block::new(size(&mut rng), rng.tag())).collect();
+            (set, rng)
+        })
+        .collect();
+    let drivers: Vec<_> = starts
+        .into_iter()
+        .map(|(set, rng)| {
+            std::thread::spawn(move || {
+                let mut state = (set, rng, 0u64);
+                for _ in 0..generations {
+                    state = std::thread::spawn(move || {
+                        let (mut set, mut rng, mut sum) = state;
+                        for _ in 0..per_thread {
+                            let i = rng.below(slots);
+                            let fresh = Block::new(size(&mut rng), rng.tag());
+                            sum = sum.wrapping_add(std::mem::replace(&mut set[i], fresh).free());
+                        }
+                        (set, rng, sum)
+                    })
+                    .join()
+                    .unwrap();
+                }
+                let (set, _, sum) = state;
+                set.into_iter().fold(sum, |s, b| s.wrapping_add(b.free()))
+            })
+        })
+        .collect();
+    drivers.into_iter().fold(0u64, |s, d| s.wrapping_add(d.join().unwrap()))
+}
+
+/// glibc's `bench-malloc-thread` pattern (mimalloc-bench's `glibc-thread
+/// 2`), by operation count: two threads, each with its own working set of
+/// 1 024 blocks of 4 B to 32 KiB (inverse-square distribution, from a
+/// table of 8 000 sizes), replacing a random one each step and filling the
+/// new block byte by byte. No cross-thread frees.
+pub fn thread2() -> u64 {
+    let steps = scaled(4_000_000);
+    let mut rng = Rng::new(88);
+    let sizes: Arc<Vec<usize>> = Arc::new(
+        (0..8_000)
+            .map(|_| {
+                // Inverse square on [4, 32768]: 1 / (1/4 - r (1/4 - 1/32768)).
+                let r = rng.below(1 << 24) as f64 / (1u64 << 24) as f64;
+                ((1.0 / (0.25 - r * (0.25 - 1.0 / 32_768.0))) as usize).clamp(16, 32_768)
+            })
+            .collect(),
+    );
+    let offsets: Arc<Vec<usize>> = Arc::new((0..4_096).map(|_| rng.below(1_024)).collect());
+    let workers: Vec<_> = (0..2)
+        .map(|t| {
+            let (sizes, offsets) = (sizes.clone(), offsets.clone());
+            std::thread::spawn(move || {
+                let mut set: Vec<Option<Block>> = (0..1_024).map(|_| None).collect();
+                let (mut si, mut oi, mut sum) = (t * 100, t * 100, 0u64);
+                for _ in 0..steps {
+                    let (i, size) = (offsets[oi], sizes[si]);
+                    oi = (oi + 1) % offsets.len();
+                    si = (si + 1) % sizes.len();
+                    if let Some(old) = set[i].take() {
+                        sum = sum.wrapping_add(old.free());
+                    }
+                    let mut b = Block::new(size, si as u64 | 1);
+                    b.fill();
+                    set[i] = Some(b);
+                }
+                set.into_iter().flatten().fold(sum, |s, b| s.wrapping_add(b.free()))
+            })
+        })
+        .collect();
+    workers.into_iter().fold(0u64, |s, w| s.wrapping_add(w.join().unwrap()))
+}
+
 /// A timed workload: name and function.
 pub type Workload = (&'static str, fn() -> u64);
 
@@ -430,6 +576,9 @@ pub const WORKLOADS: &[Workload] = &[
     ("batch_fifo", batch_fifo),
     ("large", large),
     ("threads", threads),
+    ("simple", simple),
+    ("larson2", larson2),
+    ("thread2", thread2),
 ];
 
 /// Resident set size of this process in bytes (`/proc/self/statm`).
