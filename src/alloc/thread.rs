@@ -47,14 +47,32 @@ thread_local! {
 mod slot {
     use super::Heap;
 
+    /// `$pre`, the slot's symbol, `$post`: the symbol carries the crate's
+    /// version, so two versions of this crate linked into one binary each
+    /// have their own slot instead of a duplicate symbol.
+    macro_rules! with_slot {
+        ($pre:literal, $post:literal) => {
+            concat!(
+                $pre,
+                "discardable_thread_heap_",
+                env!("CARGO_PKG_VERSION_MAJOR"),
+                "_",
+                env!("CARGO_PKG_VERSION_MINOR"),
+                "_",
+                env!("CARGO_PKG_VERSION_PATCH"),
+                $post
+            )
+        };
+    }
+
     core::arch::global_asm!(
         ".pushsection .tbss,\"awT\",@nobits",
         ".p2align 3",
-        ".globl discardable_thread_heap",
-        ".hidden discardable_thread_heap",
-        ".type discardable_thread_heap,@object",
-        ".size discardable_thread_heap,8",
-        "discardable_thread_heap:",
+        with_slot!(".globl ", ""),
+        with_slot!(".hidden ", ""),
+        with_slot!(".type ", ",@object"),
+        with_slot!(".size ", ",8"),
+        with_slot!("", ":"),
         ".zero 8",
         ".popsection",
     );
@@ -68,7 +86,7 @@ mod slot {
         // thread-pointer offset; no other memory is touched.
         unsafe {
             core::arch::asm!(
-                "mov {h}, qword ptr [rip + discardable_thread_heap@GOTTPOFF]",
+                with_slot!("mov {h}, qword ptr [rip + ", "@GOTTPOFF]"),
                 "mov {h}, qword ptr fs:[{h}]",
                 h = out(reg) heap,
                 options(nostack, preserves_flags, readonly, pure),
@@ -84,7 +102,7 @@ mod slot {
         // is a register distinct from `h` (`out`, not `lateout`).
         unsafe {
             core::arch::asm!(
-                "mov {t}, qword ptr [rip + discardable_thread_heap@GOTTPOFF]",
+                with_slot!("mov {t}, qword ptr [rip + ", "@GOTTPOFF]"),
                 "mov qword ptr fs:[{t}], {h}",
                 t = out(reg) _,
                 h = in(reg) heap,
