@@ -189,12 +189,10 @@ impl Arena {
     /// (`State::try_discard` returned `true`), giving pages back at once.
     /// Returns the cost.
     pub fn release_discarded(&self, header: &Header) -> usize {
+        let mut block = vec![Block { ptr: header.data, loc: header.loc, cost: header.cost }];
         // SAFETY: the caller won the discard, so it owns the bytes (state
         // INV-4); `data`/`loc` come from this arena's store.
-        unsafe { self.store.free(header.data, header.loc, Release::Now) };
-        self.counters.bytes.fetch_sub(header.cost, Relaxed);
-        self.counters.discarded_count.fetch_add(1, Relaxed);
-        self.counters.discarded_bytes.fetch_add(header.cost as u64, Relaxed);
+        unsafe { self.release_victims(&mut block, false) };
         header.cost
     }
 

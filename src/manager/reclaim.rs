@@ -49,6 +49,13 @@ pub(crate) enum Purpose {
     Room,
 }
 
+impl Purpose {
+    /// Whether victims' spans may stay mapped for reuse.
+    fn keeps(self) -> bool {
+        self != Purpose::Release
+    }
+}
+
 /// The manager state the thread shares: everything but the arena.
 pub(crate) struct Core {
     pub(super) table: Mutex<Table>,
@@ -228,7 +235,7 @@ impl Core {
             if victims.is_empty() {
                 break;
             }
-            for header in &victims {
+            for (n, header) in victims.iter().enumerate() {
                 #[cfg(loom)]
                 self.probe(*header);
                 // SAFETY: we claimed it, so the table will not free it before
@@ -241,22 +248,17 @@ impl Core {
                 pending += h.cost;
                 #[cfg(loom)]
                 self.probe(*header);
-                if pending >= RELEASE_BYTES {
-                    // Relief under a spike should not wait for a whole batch
-                    // of large victims.
+                // Release at the end of each batch (claimed bytes still count
+                // as held) and every `RELEASE_BYTES` within it (relief under
+                // a spike should not wait for a whole batch of large victims).
+                if pending >= RELEASE_BYTES || n + 1 == victims.len() {
                     // SAFETY: each block is a copy of a victim's header
                     // taken while our claim held it (its discard is ours:
                     // state INV-4), listed once.
-                    unsafe { arena.release_victims(&mut blocks, purpose != Purpose::Release) };
+                    unsafe { arena.release_victims(&mut blocks, purpose.keeps()) };
                     pending = 0;
                 }
             }
-            // Release each batch at once: claimed bytes still count as held.
-            // SAFETY: each block is a copy of a victim's header taken while
-            // our claim held it (its discard is ours: state INV-4), listed
-            // once.
-            unsafe { arena.release_victims(&mut blocks, purpose != Purpose::Release) };
-            pending = 0;
         }
         // (The broken variant dropped it before the release loop.)
         #[cfg(not(discardable_broken_epoch))]
