@@ -46,6 +46,7 @@ mod alloc;
 pub mod cache;
 mod error;
 mod fork;
+mod growth;
 mod handle;
 mod manager;
 mod os;

@@ -121,6 +121,7 @@ impl Table {
                     id
                 }
                 None => {
+                    crate::growth::reserve(&mut self.slots, 1);
                     self.slots.push(slot);
                     (self.slots.len() - 1) as EntryId
                 }

@@ -2,9 +2,9 @@
 //! policy shares, written once.
 //!
 //! [`Queues`] owns, for each tracked [`EntryId`]: which of its `N` queues the
-//! id is in, its two neighbours there, its cost in bytes, and one small mark
-//! whose meaning the policy chooses (the CLOCK reference bit, the S3-FIFO
-//! frequency). The links live in a `Vec` indexed by id, with [`NIL`]
+//! id is in, its two neighbours there, its cost in bytes (saturated at 4 GiB),
+//! and one small mark whose meaning the policy chooses (the CLOCK reference
+//! bit, the S3-FIFO frequency). The links live in a `Vec` indexed by id, with [`NIL`]
 //! (`u32::MAX`) as the null link, so every operation is O(1) and nothing
 //! allocates except `insert` of an id larger than any seen before, which
 //! grows the table.
@@ -34,6 +34,11 @@ pub(super) const NIL: EntryId = EntryId::MAX;
 /// `Node::queue` of an id that is in no queue.
 const ABSENT: u8 = u8::MAX;
 
+/// The largest cost a node records: a bigger allocation weighs as much as
+/// one of 4 GiB in its queue's total. Costs only set queue shares (S3-FIFO's
+/// small queue), where that is exact enough.
+const COST_MAX: u32 = u32::MAX;
+
 /// Per-id links and bookkeeping.
 #[derive(Debug, Clone, Copy)]
 struct Node {
@@ -41,13 +46,18 @@ struct Node {
     prev: EntryId,
     /// Neighbour toward the head (newer), or [`NIL`].
     next: EntryId,
-    /// Cost in bytes, as given to [`Queues::insert`].
-    cost: usize,
+    /// Cost in bytes, as given to [`Queues::insert`], saturated at
+    /// [`COST_MAX`] (4 bytes, not 8: this node is paid for per allocation).
+    cost: u32,
     /// Index of the queue holding the id, or [`ABSENT`].
     queue: u8,
     /// Policy-defined mark, 0 on insert.
     mark: u8,
 }
+
+// Sixteen bytes a tracked allocation: the table is paid for per entry.
+#[cfg(not(loom))]
+static_assertions::const_assert_eq!(core::mem::size_of::<Node>(), 16);
 
 impl Node {
     /// A table slot that tracks nothing.
@@ -148,9 +158,11 @@ impl<const N: usize> Queues<N> {
         self.remove(id);
         let index = id as usize;
         if index >= self.nodes.len() {
+            let more = index + 1 - self.nodes.len();
+            crate::growth::reserve(&mut self.nodes, more);
             self.nodes.resize(index + 1, Node::VACANT);
         }
-        self.nodes[index].cost = cost;
+        self.nodes[index].cost = u32::try_from(cost).unwrap_or(COST_MAX);
         self.nodes[index].mark = 0;
         self.link_front(q, id);
     }
@@ -201,7 +213,7 @@ impl<const N: usize> Queues<N> {
             next => self.nodes[next as usize].prev = node.prev,
         }
         self.ends[q].len -= 1;
-        self.ends[q].cost -= node.cost;
+        self.ends[q].cost -= node.cost as usize;
         let node = &mut self.nodes[id as usize];
         node.prev = NIL;
         node.next = NIL;
@@ -223,7 +235,7 @@ impl<const N: usize> Queues<N> {
         // Lossless: `Default` asserts `N < ABSENT`, and `q < N` or the
         // `ends` index below panics.
         node.queue = q as u8;
-        let cost = node.cost;
+        let cost = node.cost as usize;
         let ends = &mut self.ends[q];
         ends.head = id;
         ends.len += 1;
