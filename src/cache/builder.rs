@@ -13,6 +13,11 @@ use super::hash::DefaultHashBuilder;
 use super::{Cache, Listener, RemovalCause};
 use crate::{Error, Manager, Policy};
 
+/// The most shards a cache may have: a key's shard is the top bits of its
+/// 32-bit hash ([`super::inner::key_hash`]), and the bits below them place it
+/// in the shard's table.
+const MAX_SHARDS: usize = 1 << 16;
+
 /// Configures a [`Cache`](super::Cache); from [`Cache::builder`](super::Cache::builder).
 ///
 /// ```
@@ -95,7 +100,8 @@ impl<K, V: ?Sized, S> CacheBuilder<K, V, S> {
     }
 
     /// How many independently locked shards (rounded up to a power of two;
-    /// `0` is an error). Default: four per CPU, at least 8, at most 256.
+    /// `0` and more than 65536 are errors). Default: four per CPU, at least
+    /// 8, at most 256.
     pub fn shards(mut self, shards: usize) -> Self {
         self.shards = Some(shards);
         self
@@ -144,7 +150,8 @@ where
         }
         let shards = match self.shards {
             Some(0) => return Err(Error::Config("a cache needs at least one shard")),
-            Some(n) => n.checked_next_power_of_two().ok_or(Error::Config("too many shards"))?,
+            Some(n) if n > MAX_SHARDS => return Err(Error::Config("too many shards (at most 65536)")),
+            Some(n) => n.next_power_of_two(),
             None => {
                 let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
                 (cpus * 4).next_power_of_two().clamp(8, 256)

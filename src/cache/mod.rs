@@ -160,7 +160,7 @@ where
             let sink: Weak<dyn DiscardSink> = weak.clone();
             Inner {
                 shards: (0..shards).map(|_| Shard::default()).collect(),
-                shift: 64 - shards.trailing_zeros(),
+                shift: 32 - shards.trailing_zeros(),
                 hasher,
                 arena: Arc::clone(manager.arena()),
                 sink: manager.add_sink(sink),
@@ -185,7 +185,7 @@ where
     /// [`Error::TooLarge`] for a value bigger than the whole capacity,
     /// [`Error::Layout`] or [`Error::Os`] if no memory could be had.
     pub fn insert(&self, key: K, value: &V) -> Result<(), Error> {
-        let hash = self.inner.hasher.hash_one(&key);
+        let hash = inner::key_hash(self.inner.hasher.hash_one(&key));
         let cost = value.__shape().0;
         self.inner.fits(cost)?;
         if !self.inner.admits(hash, cost, || self.contains_key(&key)) {
@@ -219,7 +219,7 @@ where
         K: Borrow<Q>,
         Q: ?Sized + Hash + Eq,
     {
-        let hash = self.inner.hasher.hash_one(key);
+        let hash = inner::key_hash(self.inner.hasher.hash_one(key));
         let shard = self.inner.shard(hash);
         let found = {
             let map = shard.map.read();
@@ -293,7 +293,7 @@ where
         key: K,
         init: impl FnOnce() -> Result<R, E>,
     ) -> Result<CacheGuard<V>, E> {
-        let hash = self.inner.hasher.hash_one(&key);
+        let hash = inner::key_hash(self.inner.hasher.hash_one(&key));
         let mut key = key;
         loop {
             match self.step(key, hash) {
@@ -327,7 +327,7 @@ where
         R: Borrow<V>,
         Fut: Future<Output = R>,
     {
-        let hash = self.inner.hasher.hash_one(&key);
+        let hash = inner::key_hash(self.inner.hasher.hash_one(&key));
         let mut key = key;
         loop {
             match self.step(key, hash) {
@@ -381,7 +381,7 @@ where
         K: Borrow<Q>,
         Q: ?Sized + Hash + Eq,
     {
-        let hash = self.inner.hasher.hash_one(key);
+        let hash = inner::key_hash(self.inner.hasher.hash_one(key));
         let mut removed = Removed::new();
         let live = {
             let mut map = self.inner.shard(hash).map.write();
@@ -410,7 +410,7 @@ where
         K: Borrow<Q>,
         Q: ?Sized + Hash + Eq,
     {
-        let hash = self.inner.hasher.hash_one(key);
+        let hash = inner::key_hash(self.inner.hasher.hash_one(key));
         let map = self.inner.shard(hash).map.read();
         matches!(
             map.table.find(hash, |it| it.key.borrow() == key).and_then(|i| map.table.get(i)),

@@ -20,6 +20,7 @@
 //! Must never: run user code (listeners, closures) under the lock, or free
 //! a header (the manager's table does).
 
+use core::num::NonZeroU32;
 use core::ptr::{self, NonNull};
 use std::sync::Arc;
 
@@ -43,11 +44,6 @@ pub(crate) struct Entry {
     pub(crate) data: NonNull<u8>,
     /// Pointer metadata of the value (its slice length).
     pub(crate) meta: usize,
-    /// The access counter the capacity sweep saw last.
-    seen: u16,
-    /// Visits of the sweep this entry may still survive untouched (GCLOCK):
-    /// accesses add to it, up to [`MAX_CREDIT`], each visit takes one.
-    credit: u8,
 }
 
 /// The most visits an entry survives on past accesses: a key read often
@@ -64,7 +60,7 @@ const NEW_CREDIT: u8 = 2;
 
 impl Entry {
     pub(crate) fn new(header: NonNull<Header>, data: NonNull<u8>, meta: usize) -> Self {
-        Self { header, data, meta, seen: 0, credit: NEW_CREDIT }
+        Self { header, data, meta }
     }
 
     /// The header: alive while the map owns the entry.
@@ -88,16 +84,41 @@ pub(crate) enum Slot {
 /// One key and what it maps to.
 #[derive(Debug)]
 pub(crate) struct Item<K> {
-    pub(crate) hash: u64,
+    /// The key hash ([`super::inner::key_hash`]): 32 bits, never zero.
+    pub(crate) hash: NonZeroU32,
+    /// The access counter the capacity sweep saw last (of a live entry).
+    seen: u16,
+    /// Visits of the sweep this entry may still survive untouched (GCLOCK):
+    /// accesses add to it, up to [`MAX_CREDIT`], each visit takes one.
+    credit: u8,
     pub(crate) key: K,
     pub(crate) slot: Slot,
+}
+
+// The sweep's state sits beside the 32-bit hash, in what would be padding:
+// an item of a `u64` key is 40 bytes, with `Option`'s tag in the hash's niche.
+#[cfg(not(loom))]
+static_assertions::const_assert_eq!(size_of::<Option<Item<u64>>>(), 40);
+
+impl<K> Item<K> {
+    /// A key and what it maps to, as new to the sweep.
+    pub(crate) fn new(hash: u64, key: K, slot: Slot) -> Self {
+        Self { hash: short(hash), seen: 0, credit: NEW_CREDIT, key, slot }
+    }
 }
 
 impl<K> Hashed for Item<K> {
     #[inline]
     fn hash(&self) -> u64 {
-        self.hash
+        u64::from(self.hash.get())
     }
+}
+
+/// An item's stored hash: the key hash ([`super::inner::key_hash`]) is
+/// never zero and fits 32 bits.
+#[inline]
+fn short(hash: u64) -> NonZeroU32 {
+    NonZeroU32::new(hash as u32).unwrap_or(NonZeroU32::MIN)
 }
 
 /// The cache-wide counters, kept exact under the shard locks.
@@ -155,7 +176,7 @@ impl<K> Map<K> {
         counters.bytes.fetch_add(entry.header().cost, Relaxed);
         counters.entries.fetch_add(1, Relaxed);
         counters.inserts.fetch_add(1, Relaxed);
-        self.table.insert(Item { hash, key, slot: Slot::Ready(entry) });
+        self.table.insert(Item::new(hash, key, Slot::Ready(entry)));
     }
 
     /// Turns the placeholder in slot `i` into a live entry.
@@ -165,6 +186,7 @@ impl<K> Map<K> {
         counters.inserts.fetch_add(1, Relaxed);
         let item = self.table.get_mut(i).expect("fulfil: an empty slot");
         item.slot = Slot::Ready(entry);
+        (item.seen, item.credit) = (0, NEW_CREDIT);
     }
 
     /// Removes every item whose hash is in `hashes` and whose value was
@@ -192,17 +214,19 @@ impl<K> Map<K> {
             let i = self.hand % slots;
             self.hand = i + 1;
             visited += 1;
-            let Some(Item { hash, slot: Slot::Ready(entry), .. }) = self.table.get_mut(i) else { continue };
+            let Some(Item { hash, seen, credit, slot: Slot::Ready(entry), .. }) = self.table.get_mut(i) else {
+                continue;
+            };
             let s = entry.header().state.load();
             let accesses = s.accesses();
-            let touched = accesses.wrapping_sub(entry.seen).min(u16::from(MAX_CREDIT)) as u8;
-            entry.seen = accesses;
-            entry.credit = (entry.credit + touched).min(MAX_CREDIT);
+            let touched = accesses.wrapping_sub(*seen).min(u16::from(MAX_CREDIT)) as u8;
+            *seen = accesses;
+            *credit = (*credit + touched).min(MAX_CREDIT);
             if let Some(sketch) = sketch {
-                sketch.add(*hash, touched);
+                sketch.add(u64::from(hash.get()), touched);
             }
-            if !s.is_discarded() && (s.pins() > 0 || entry.credit > 0) {
-                entry.credit = entry.credit.saturating_sub(1);
+            if !s.is_discarded() && (s.pins() > 0 || *credit > 0) {
+                *credit = credit.saturating_sub(1);
                 continue;
             }
             // Unpinned and out of credit (or already discarded). With the
