@@ -76,7 +76,7 @@ fn drop_handle(arena: &Arena, header: HeaderPtr, canary: &Canary, pages: Option<
     // SAFETY: the header is alive until the owner marks it dropped (INV-4);
     // the canary reads around this check exactly that.
     let h = unsafe { header.0.as_ref() };
-    let block = Block { ptr: h.data, loc: h.loc, cost: h.cost };
+    let block = h.block();
     assert_alive(canary, "owner");
     arena.note_dropping();
     if h.state.mark_dropped() == Dropped::OwnsBytes {

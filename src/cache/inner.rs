@@ -95,7 +95,8 @@ impl<K, S: BuildHasher> Inner<K, S> {
 
     /// A new allocation holding a copy of `value`, published pinned (so it
     /// cannot be discarded before it is in the map), tagged with `hash` for
-    /// the discard sink. Returns the entry and the creator's pin.
+    /// the discard sink (a key hash, [`key_hash`], fits the tag's 32 bits).
+    /// Returns the entry and the creator's pin.
     pub(super) fn create<V: ?Sized + CacheValue>(&self, value: &V, hash: u64) -> Result<(Entry, CacheGuard<V>), Error> {
         let (size, align, meta) = value.__shape();
         self.fits(size)?;
@@ -103,7 +104,7 @@ impl<K, S: BuildHasher> Inner<K, S> {
         // SAFETY: the block is fresh and ours, `size` bytes aligned to
         // `align`; it cannot overlap `value`.
         unsafe { value::copy_to(value, block.ptr) };
-        let header = arena.register_as(block, Birth { pinned: true, sink: self.sink, tag: hash });
+        let header = arena.register_as(block, Birth { pinned: true, sink: self.sink, tag: hash as u32 });
         // SAFETY: born with one pin (ours), handed to the guard; the bytes
         // hold the copy of `value` whose shape had `meta`.
         let guard = unsafe { CacheGuard::adopt(V::__from_raw(block.ptr, meta), header) };

@@ -156,7 +156,7 @@ impl<K> Map<K> {
         let item = self.table.remove(i).expect("take: an empty slot");
         let live = match item.slot {
             Slot::Ready(entry) => {
-                let cost = entry.header().cost;
+                let cost = entry.header().cost();
                 // SAFETY: the map owned this handle and forgets it here; a
                 // guard that still pins it keeps the header (state INV-8).
                 unsafe { arena.drop_owner(entry.header) };
@@ -173,7 +173,7 @@ impl<K> Map<K> {
 
     /// Puts a live entry for `key`; the caller checked the key is absent.
     pub(crate) fn put(&mut self, hash: u64, key: K, entry: Entry, counters: &Counters) {
-        counters.bytes.fetch_add(entry.header().cost, Relaxed);
+        counters.bytes.fetch_add(entry.header().cost(), Relaxed);
         counters.entries.fetch_add(1, Relaxed);
         counters.inserts.fetch_add(1, Relaxed);
         self.table.insert(Item::new(hash, key, Slot::Ready(entry)));
@@ -181,7 +181,7 @@ impl<K> Map<K> {
 
     /// Turns the placeholder in slot `i` into a live entry.
     pub(crate) fn fulfil(&mut self, i: usize, entry: Entry, counters: &Counters) {
-        counters.bytes.fetch_add(entry.header().cost, Relaxed);
+        counters.bytes.fetch_add(entry.header().cost(), Relaxed);
         counters.entries.fetch_add(1, Relaxed);
         counters.inserts.fetch_add(1, Relaxed);
         let item = self.table.get_mut(i).expect("fulfil: an empty slot");

@@ -189,11 +189,11 @@ impl Arena {
     /// (`State::try_discard` returned `true`), giving pages back at once.
     /// Returns the cost.
     pub fn release_discarded(&self, header: &Header) -> usize {
-        let mut block = vec![Block { ptr: header.data, loc: header.loc, cost: header.cost }];
+        let mut block = vec![header.block()];
         // SAFETY: the caller won the discard, so it owns the bytes (state
         // INV-4); `data`/`loc` come from this arena's store.
         unsafe { self.release_victims(&mut block, false) };
-        header.cost
+        header.cost()
     }
 
     /// Drops the owner of `header`: marks it dropped and frees the bytes if
@@ -211,7 +211,7 @@ impl Arena {
         // the header at any time (state INV-4, header.rs).
         // SAFETY: the header is alive until we mark it dropped.
         let h = unsafe { header.as_ref() };
-        let block = Block { ptr: h.data, loc: h.loc, cost: h.cost };
+        let block = h.block();
         self.note_dropping();
         let dropped = h.state.mark_dropped();
         if dropped == super::state::Dropped::OwnsBytes {

@@ -14,30 +14,30 @@
 use core::ptr::NonNull;
 
 use super::state::State;
-use super::store::Loc;
+use super::store::{Block, Loc, Place};
 use crate::sync::AtomicPtr;
 
-/// Header of one discardable allocation. Cache-line aligned, so pinning
-/// one allocation never contends with another's state word.
+/// Header of one discardable allocation: 48 bytes, strong memory paid per
+/// allocation (a cache pays it per entry). Not cache-line aligned: four
+/// headers share three lines, so pins of neighbouring allocations from
+/// different cores may contend on a line, which costs only where one
+/// allocation's neighbours are hot on other cores at the same moment.
 #[derive(Debug)]
-#[repr(align(64))]
 pub struct Header {
     /// The pin/discard state word.
     pub state: State,
     /// The first byte of the allocation (immutable).
     pub data: NonNull<u8>,
-    /// Where the bytes came from (immutable).
-    pub loc: Loc,
-    /// What the bytes cost the OS (immutable).
-    pub cost: usize,
+    /// Where the bytes came from and what they cost the OS (immutable).
+    place: Place,
     /// Link in the arena's intake list; written before publication only.
     pub next: AtomicPtr<Header>,
     /// Who hears of this allocation's discard: a sink id the manager handed
     /// out (`0`: nobody), immutable. See `manager::sink`.
     pub sink: u32,
-    /// What the sink is told with the discard (a cache passes the key's
-    /// hash), immutable.
-    pub tag: u64,
+    /// What the sink is told with the discard (a cache passes its 32-bit
+    /// key hash), immutable.
+    pub tag: u32,
     /// Lazy mode: the first word of each page, saved before the pages were
     /// offered (a `Box<[MaybeUninit<u64>]>` of `cost / page` words, or
     /// null: the words may be a `T`'s uninitialised padding). Written by the
@@ -60,13 +60,12 @@ pub struct Birth {
     /// The discard sink id (`0`: none).
     pub sink: u32,
     /// The value passed to the sink.
-    pub tag: u64,
+    pub tag: u32,
 }
 
-// The header fills one cache line exactly: the sink and tag took the
-// padding that `repr(align(64))` left.
+// Per allocation: keep it at 48 bytes (an allocator size class).
 #[cfg(not(loom))]
-static_assertions::const_assert_eq!(core::mem::size_of::<Header>(), 64);
+static_assertions::const_assert_eq!(core::mem::size_of::<Header>(), 48);
 
 // SAFETY: every field but the atomics is immutable after construction, and
 // `data` is only dereferenced under the pin protocol.
@@ -83,6 +82,24 @@ impl Header {
         self.state.pin_fast() || self.pin_slow(arena)
     }
 
+    /// Where the bytes came from.
+    #[inline]
+    pub fn loc(&self) -> Loc {
+        self.place.loc()
+    }
+
+    /// What the bytes cost the OS.
+    #[inline]
+    pub fn cost(&self) -> usize {
+        self.place.cost()
+    }
+
+    /// The block to free.
+    #[inline]
+    pub fn block(&self) -> Block {
+        Block { ptr: self.data, loc: self.loc(), cost: self.cost() }
+    }
+
     /// A live, unpinned header for bytes at `data`.
     #[cfg_attr(not(test), allow(dead_code))] // unit tests build bare headers
     pub fn new(data: NonNull<u8>, loc: Loc, cost: usize) -> Self {
@@ -97,8 +114,7 @@ impl Header {
             sink: birth.sink,
             tag: birth.tag,
             data,
-            loc,
-            cost,
+            place: Place::new(loc, cost),
             next: AtomicPtr::new(core::ptr::null_mut()),
             saved: core::sync::atomic::AtomicPtr::new(core::ptr::null_mut()),
             #[cfg(loom)]
@@ -111,7 +127,7 @@ impl Drop for Header {
     fn drop(&mut self) {
         let saved = *self.saved.get_mut();
         if !saved.is_null() {
-            let words = self.cost / crate::os::page_size();
+            let words = self.cost() / crate::os::page_size();
             // SAFETY: `saved` came from `Box::<[MaybeUninit<u64>]>::into_raw`
             // of `words` words in `lazy::offer` and is freed only here, once.
             drop(unsafe { Box::from_raw(core::ptr::slice_from_raw_parts_mut(saved, words)) });

@@ -132,7 +132,7 @@ unsafe fn offer_pages(data: NonNull<u8>, len: usize) -> Result<(), os::OsError> 
 impl Header {
     /// Whether this allocation may be offered (it owns whole pages).
     pub(crate) fn offerable(&self) -> bool {
-        self.loc == Loc::Span && self.cost != 0 // locked spans cannot be MADV_FREEd
+        self.loc() == Loc::Span && self.cost() != 0 // locked spans cannot be MADV_FREEd
     }
 
     /// Offers the pages to the kernel if the allocation is unpinned and
@@ -148,7 +148,7 @@ impl Header {
         // SAFETY: the span is live and ours while OFFERING is held; its
         // contents stay valid unless the kernel drops pages, which revival
         // detects.
-        let advised = unsafe { offer_pages(self.data, self.cost) }.is_ok();
+        let advised = unsafe { offer_pages(self.data, self.cost()) }.is_ok();
         // A failed `madvise` may still have applied to part of the range (it
         // stops at the first page it cannot advise, e.g. ENOMEM on a hole, or
         // EAGAIN), and the kernel may take any such page at any moment. A
@@ -182,7 +182,7 @@ impl Header {
     ///
     /// The caller holds `OFFERING` (state INV-5).
     unsafe fn write_cookies(&self) {
-        let pages = self.cost / os::page_size();
+        let pages = self.cost() / os::page_size();
         let mut saved = self.saved.load(Relaxed);
         if saved.is_null() {
             saved = Box::into_raw(vec![MaybeUninit::<u64>::uninit(); pages].into_boxed_slice()).cast();
@@ -226,7 +226,7 @@ impl Header {
     #[cfg(discardable_broken_restore)]
     unsafe fn restore_failed_offer(&self) -> bool {
         let saved = self.saved.load(Relaxed);
-        for i in 0..self.cost / os::page_size() {
+        for i in 0..self.cost() / os::page_size() {
             // SAFETY: the caller holds OFFERING (state INV-5); `saved` holds
             // `cost / page` words.
             unsafe {
@@ -297,7 +297,7 @@ impl Header {
     /// or through the Acquire that took `REVIVING`.
     unsafe fn swap_back(&self) -> bool {
         let saved = self.saved.load(Relaxed);
-        let pages = self.cost / os::page_size();
+        let pages = self.cost() / os::page_size();
         (0..pages).all(|i| {
             // SAFETY: the caller holds OFFERING or REVIVING (state INV-5,
             // INV-6), so nobody else touches the first words or `saved`,
@@ -343,7 +343,7 @@ mod tests {
 
     fn bytes(h: &Header) -> &[u8] {
         // SAFETY: the caller holds a pin, so the span is alive and intact.
-        unsafe { core::slice::from_raw_parts(h.data.as_ptr(), h.cost) }
+        unsafe { core::slice::from_raw_parts(h.data.as_ptr(), h.cost()) }
     }
 
     #[test]
@@ -363,7 +363,7 @@ mod tests {
         // Tidy up like a dropped owner.
         assert_eq!(h.state.mark_dropped(), super::super::state::Dropped::OwnsBytes);
         // SAFETY: we won the drop; nobody uses the bytes.
-        unsafe { arena.store.free(h.data, h.loc, crate::page_heap::Release::Now) };
+        unsafe { arena.store.free(h.data, h.loc(), crate::page_heap::Release::Now) };
     }
 
     #[test]
@@ -395,7 +395,7 @@ mod tests {
         // SAFETY: we hold OFFERING.
         unsafe { h.write_cookies() };
         // SAFETY: the span is ours while OFFERING is held.
-        unsafe { os::offer(h.data, h.cost) }.unwrap();
+        unsafe { os::offer(h.data, h.cost()) }.unwrap();
         // SAFETY: the last page of the offered span; nobody pins it.
         unsafe { os::discard(NonNull::new_unchecked(h.data.as_ptr().add(2 * page)), page) }.unwrap();
         // SAFETY: we hold OFFERING and wrote `saved`.
@@ -430,7 +430,7 @@ mod tests {
         h.state.unpin();
         h.state.mark_dropped();
         // SAFETY: we won the drop; nobody uses the bytes.
-        unsafe { arena.store.free(h.data, h.loc, crate::page_heap::Release::Now) };
+        unsafe { arena.store.free(h.data, h.loc(), crate::page_heap::Release::Now) };
     }
 
     #[test]
@@ -459,7 +459,7 @@ mod tests {
         assert_eq!(arena.counters.kernel_discards.load(Relaxed), 0);
         h.state.mark_dropped();
         // SAFETY: we won the drop; nobody uses the bytes.
-        unsafe { arena.store.free(h.data, h.loc, crate::page_heap::Release::Now) };
+        unsafe { arena.store.free(h.data, h.loc(), crate::page_heap::Release::Now) };
     }
 
     #[test]
@@ -470,6 +470,6 @@ mod tests {
         assert!(!h.offer());
         h.state.mark_dropped();
         // SAFETY: we won the drop; nobody uses the bytes.
-        unsafe { arena.store.free(h.data, h.loc, crate::page_heap::Release::Now) };
+        unsafe { arena.store.free(h.data, h.loc(), crate::page_heap::Release::Now) };
     }
 }

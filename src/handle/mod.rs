@@ -149,7 +149,7 @@ impl<T: ?Sized> Discardable<T> {
     /// the slot size for a small one).
     pub fn cost(&self) -> usize {
         // SAFETY: the header lives as long as the handle (see `state`).
-        unsafe { self.header.as_ref() }.cost
+        unsafe { self.header.as_ref() }.cost()
     }
 }
 

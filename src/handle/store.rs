@@ -56,6 +56,67 @@ pub enum Loc {
     },
 }
 
+/// A block's [`Loc`] and cost packed in one word, as a header keeps them
+/// (eight bytes where the enum and a `usize` took sixteen):
+///
+/// ```text
+///  63  62 61                                                            0
+/// +------+---------------------------------------------------------------+
+/// | kind |  Empty, Span, LockedSpan: the cost in bytes (62 bits)         |
+/// |      |  Slot: page (32 bits) | slot (16 bits) | slot size (14 bits)  |
+/// +------+---------------------------------------------------------------+
+/// ```
+///
+/// Slots are at most [`SMALL_MAX`] bytes, so their size fits its field;
+/// a span's cost is a mapping's length, far below 2^62.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Place(u64);
+
+const KIND_SHIFT: u32 = 62;
+const COST_MASK: u64 = (1 << KIND_SHIFT) - 1;
+const SLOT_SIZE_BITS: u32 = 14;
+static_assertions::const_assert!(SMALL_MAX < 1 << SLOT_SIZE_BITS);
+
+impl Place {
+    /// Packs `loc` and `cost` (`cost` as the store computed it for `loc`).
+    pub fn new(loc: Loc, cost: usize) -> Self {
+        let cost = cost as u64;
+        debug_assert!(cost <= COST_MASK, "a cost of 2^62 bytes or more");
+        Self(match loc {
+            Loc::Empty => cost & COST_MASK,
+            Loc::Span => 1 << KIND_SHIFT | (cost & COST_MASK),
+            Loc::LockedSpan => 2 << KIND_SHIFT | (cost & COST_MASK),
+            Loc::Slot { page, slot } => {
+                debug_assert!(cost < 1 << SLOT_SIZE_BITS, "a slot larger than SMALL_MAX");
+                3 << KIND_SHIFT
+                    | u64::from(page) << (16 + SLOT_SIZE_BITS)
+                    | u64::from(slot) << SLOT_SIZE_BITS
+                    | (cost & ((1 << SLOT_SIZE_BITS) - 1))
+            }
+        })
+    }
+
+    /// Where the bytes are.
+    #[inline]
+    pub fn loc(self) -> Loc {
+        match self.0 >> KIND_SHIFT {
+            0 => Loc::Empty,
+            1 => Loc::Span,
+            2 => Loc::LockedSpan,
+            _ => Loc::Slot { page: (self.0 >> (16 + SLOT_SIZE_BITS)) as u32, slot: (self.0 >> SLOT_SIZE_BITS) as u16 },
+        }
+    }
+
+    /// What the bytes cost the OS.
+    #[inline]
+    pub fn cost(self) -> usize {
+        match self.0 >> KIND_SHIFT {
+            3 => (self.0 & ((1 << SLOT_SIZE_BITS) - 1)) as usize,
+            _ => (self.0 & COST_MASK) as usize,
+        }
+    }
+}
+
 /// A successful allocation.
 #[derive(Debug, Clone, Copy)]
 pub struct Block {
@@ -406,6 +467,22 @@ impl Drop for Store {
 mod tests {
     use super::*;
     use crate::page_heap;
+
+    proptest::proptest! {
+        #[test]
+        fn a_place_gives_back_its_loc_and_cost(
+            kind in 0u8..4, page: u32, slot: u16, slot_size in 1usize..=SMALL_MAX, cost in 0usize..1 << 48,
+        ) {
+            let (loc, cost) = match kind {
+                0 => (Loc::Empty, cost),
+                1 => (Loc::Span, cost),
+                2 => (Loc::LockedSpan, cost),
+                _ => (Loc::Slot { page, slot }, slot_size),
+            };
+            let place = Place::new(loc, cost);
+            proptest::prop_assert_eq!((place.loc(), place.cost()), (loc, cost));
+        }
+    }
 
     #[test]
     fn classes_cover_sizes_with_bounded_waste() {

@@ -242,10 +242,10 @@ impl Core {
                 // it sees the owner's drop mark, and even then only through
                 // the epoch, which `guard` holds back (table INV-1).
                 let h = unsafe { header.as_ref() };
-                notices.push(h.sink, h.tag);
-                blocks.push(Block { ptr: h.data, loc: h.loc, cost: h.cost });
-                freed += h.cost;
-                pending += h.cost;
+                notices.push(h.sink, u64::from(h.tag));
+                blocks.push(h.block());
+                freed += h.cost();
+                pending += h.cost();
                 #[cfg(loom)]
                 self.probe(*header);
                 // Release at the end of each batch (claimed bytes still count

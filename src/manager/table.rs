@@ -113,7 +113,7 @@ impl Table {
         arena.drain_intake(|header| {
             // SAFETY: published headers stay alive until the table retires
             // them (INV-1); this one was just handed over.
-            let cost = unsafe { header.as_ref() }.cost;
+            let cost = unsafe { header.as_ref() }.cost();
             let slot = Slot { header: Some(header), seen: 0, tracked: true, idle: 0 };
             let id = match self.vacant.pop() {
                 Some(id) => {
@@ -163,7 +163,7 @@ impl Table {
                 if s.is_orphaned() {
                     // The owner left the bytes to us; no pin remains or can
                     // come, so they are ours to free (outside the lock).
-                    self.orphans.push(Block { ptr: h.data, loc: h.loc, cost: h.cost });
+                    self.orphans.push(h.block());
                 }
                 slot.header = None;
                 self.vacant.push(id as EntryId);
@@ -184,7 +184,7 @@ impl Table {
                 self.policy.access(id as EntryId, u32::from(delta));
             }
             if s.pins() > 0 {
-                scan.pinned_bytes += h.cost;
+                scan.pinned_bytes += h.cost();
             }
             if let Some(offers) = offers.as_deref_mut() {
                 slot.idle = if delta != 0 || s.pins() > 0 { 0 } else { slot.idle.saturating_add(1) };
@@ -267,7 +267,7 @@ impl Table {
             let header = slot.header.expect("policy chose a vacant slot");
             slot.tracked = false;
             // SAFETY: alive (INV-1).
-            last = unsafe { header.as_ref() }.cost;
+            last = unsafe { header.as_ref() }.cost();
             claimed += last;
             out.push(header);
             taken += 1;
