@@ -23,6 +23,15 @@ pub(crate) fn reserve<T>(v: &mut Vec<T>, additional: usize) {
     }
 }
 
+/// Lengthens `v` to at least `len` elements filled with `fill` (an
+/// id-indexed table meeting a new id), growing as [`reserve`] does.
+pub(crate) fn cover<T: Clone>(v: &mut Vec<T>, len: usize, fill: T) {
+    if len > v.len() {
+        reserve(v, len - v.len());
+        v.resize(len, fill);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -38,6 +47,15 @@ mod tests {
         let mut small: Vec<u8> = Vec::new();
         reserve(&mut small, 1);
         assert!(small.capacity() >= MIN_STEP);
+    }
+
+    #[test]
+    fn cover_fills_up_to_the_length_and_never_shortens() {
+        let mut v = vec![1u8; 3];
+        cover(&mut v, 6, 0);
+        assert_eq!(v, [1, 1, 1, 0, 0, 0]);
+        cover(&mut v, 2, 9);
+        assert_eq!(v.len(), 6);
     }
 
     #[test]

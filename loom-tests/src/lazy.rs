@@ -37,8 +37,10 @@ const WORD: u64 = 0x0123_4567_89ab_cdef;
 /// The rest of every page.
 const REST: u64 = 0x5eed_f00d_dead_beef;
 
-/// One lazy-mode allocation: a lazy arena, a header registered with it (so
-/// the arena frees it when dropped), and the pages loom sees.
+/// One lazy-mode allocation: a lazy arena, a header registered with it and
+/// taken in as the manager's table takes it (only then may it be offered;
+/// the model frees it when dropped, as the table would), and the pages loom
+/// sees.
 #[derive(Debug)]
 pub struct Alloc {
     arena: Arena,
@@ -47,11 +49,23 @@ pub struct Alloc {
     pages: std::sync::Arc<Pages>,
 }
 
-// SAFETY: the header is `Send + Sync` and lives as long as the arena (it
-// stays on the arena's intake list, which no table drains here).
+// SAFETY: the header is `Send + Sync` and lives as long as `self` (freed in
+// its drop).
 unsafe impl Send for Alloc {}
 // SAFETY: as above.
 unsafe impl Sync for Alloc {}
+
+impl Drop for Alloc {
+    fn drop(&mut self) {
+        // As the arena did for the headers left on its intake: a header an
+        // owned pin still holds is leaked, never freed under it.
+        if self.state().pins() == 0 {
+            // SAFETY: taken in by `new`, freed only here, and every model
+            // thread that used it has finished.
+            unsafe { internals::free_header(self.header) };
+        }
+    }
+}
 
 impl Alloc {
     /// A live, unpinned allocation of `pages` pages.
@@ -60,13 +74,13 @@ impl Alloc {
         let block = internals::alloc_span(&arena, pages);
         let pages = Pages::attach(block.ptr, &vec![WORD; pages], REST);
         let header = arena.register(block);
+        assert_eq!(internals::take_in(&arena), [header]);
         Self { arena, header, block, pages }
     }
 
     /// The header.
     pub fn header(&self) -> &Header {
-        // SAFETY: the arena frees the header only when it is dropped, with
-        // `self`.
+        // SAFETY: `self` frees the header only when it is dropped.
         unsafe { self.header.as_ref() }
     }
 

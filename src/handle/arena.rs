@@ -114,7 +114,7 @@ impl Arena {
         let mut head = self.intake.load(Relaxed);
         loop {
             // SAFETY: the header is not yet published, so we are its only user.
-            unsafe { header.as_ref() }.next.store(head, Relaxed);
+            unsafe { header.as_ref() }.intake_link().store(head, Relaxed);
             // Release publishes the initialised header (INV-1); the broken
             // variant for the loom models publishes it without.
             let publish = if cfg!(discardable_broken_intake) { Relaxed } else { Release };
@@ -135,13 +135,14 @@ impl Arena {
         while let Some(h) = NonNull::new(head) {
             // SAFETY: headers on the intake are live: only the table frees
             // headers, and it has not seen these yet.
-            let next = unsafe { h.as_ref() }.next.swap(prev, Relaxed);
+            let next = unsafe { h.as_ref() }.intake_link().swap(prev, Relaxed);
             prev = head;
             head = next;
         }
         while let Some(h) = NonNull::new(prev) {
             // SAFETY: as above.
-            prev = unsafe { h.as_ref() }.next.load(Relaxed);
+            // The link's second role (lazy mode's saved words) starts null.
+            prev = unsafe { h.as_ref() }.intake_link().swap(ptr::null_mut(), Relaxed);
             f(h);
         }
     }

@@ -15,11 +15,11 @@ use core::ptr::NonNull;
 
 use super::state::State;
 use super::store::{Block, Loc, Place};
-use crate::sync::AtomicPtr;
+use crate::sync::{AtomicPtr, Ordering::Relaxed};
 
-/// Header of one discardable allocation: 48 bytes, strong memory paid per
-/// allocation (a cache pays it per entry). Not cache-line aligned: four
-/// headers share three lines, so pins of neighbouring allocations from
+/// Header of one discardable allocation: 40 bytes, strong memory paid per
+/// allocation (a cache pays it per entry). Not cache-line aligned: eight
+/// headers share five lines, so pins of neighbouring allocations from
 /// different cores may contend on a line, which costs only where one
 /// allocation's neighbours are hot on other cores at the same moment.
 #[derive(Debug)]
@@ -30,20 +30,22 @@ pub struct Header {
     pub data: NonNull<u8>,
     /// Where the bytes came from and what they cost the OS (immutable).
     place: Place,
-    /// Link in the arena's intake list; written before publication only.
-    pub next: AtomicPtr<Header>,
     /// Who hears of this allocation's discard: a sink id the manager handed
     /// out (`0`: nobody), immutable. See `manager::sink`.
     pub sink: u32,
     /// What the sink is told with the discard (a cache passes its 32-bit
     /// key hash), immutable.
     pub tag: u32,
-    /// Lazy mode: the first word of each page, saved before the pages were
-    /// offered (a `Box<[MaybeUninit<u64>]>` of `cost / page` words, or
-    /// null: the words may be a `T`'s uninitialised padding). Written by the
-    /// offerer under `OFFERING`, read by the reviver under `REVIVING`
-    /// (state INV-5, INV-6); freed with the header.
-    pub(crate) saved: core::sync::atomic::AtomicPtr<core::mem::MaybeUninit<u64>>,
+    /// One word, two roles in turn (each header is on the intake before
+    /// the table takes it in, and offered only after):
+    /// - until the table drains it: the next header on the arena's intake
+    ///   list (written before publication only; cleared by the drain);
+    /// - after: lazy mode's first words of each page, saved before the
+    ///   pages were offered (a `Box<[MaybeUninit<u64>]>` of `cost / page`
+    ///   words, or null: the words may be a `T`'s uninitialised padding).
+    ///   Written by the offerer under `OFFERING`, read by the reviver under
+    ///   `REVIVING` (state INV-5, INV-6); freed with the header.
+    link: AtomicPtr<Header>,
     /// Loom models only: set when the header is freed. A model keeps its own
     /// clone and reads it around every read of the header, so loom's cell
     /// checking rejects a read that races with the free, and the flag one
@@ -63,9 +65,9 @@ pub struct Birth {
     pub tag: u32,
 }
 
-// Per allocation: keep it at 48 bytes (an allocator size class).
+// Per allocation: keep it at 40 bytes (an allocator size class).
 #[cfg(not(loom))]
-static_assertions::const_assert_eq!(core::mem::size_of::<Header>(), 48);
+static_assertions::const_assert_eq!(core::mem::size_of::<Header>(), 40);
 
 // SAFETY: every field but the atomics is immutable after construction, and
 // `data` is only dereferenced under the pin protocol.
@@ -94,6 +96,26 @@ impl Header {
         self.place.cost()
     }
 
+    /// The next header on the arena's intake (before the table drained this
+    /// one; `handle::arena` only).
+    #[inline]
+    pub(crate) fn intake_link(&self) -> &AtomicPtr<Header> {
+        &self.link
+    }
+
+    /// Lazy mode's saved first words, or null (after the drain; see the
+    /// field's docs for who may call this when).
+    #[inline]
+    pub(crate) fn saved(&self) -> *mut core::mem::MaybeUninit<u64> {
+        self.link.load(Relaxed).cast()
+    }
+
+    /// Records the saved first words (the offerer, under `OFFERING`).
+    #[inline]
+    pub(crate) fn set_saved(&self, saved: *mut core::mem::MaybeUninit<u64>) {
+        self.link.store(saved.cast(), Relaxed);
+    }
+
     /// The block to free.
     #[inline]
     pub fn block(&self) -> Block {
@@ -115,8 +137,7 @@ impl Header {
             tag: birth.tag,
             data,
             place: Place::new(loc, cost),
-            next: AtomicPtr::new(core::ptr::null_mut()),
-            saved: core::sync::atomic::AtomicPtr::new(core::ptr::null_mut()),
+            link: AtomicPtr::new(core::ptr::null_mut()),
             #[cfg(loom)]
             canary: crate::sync::Arc::new(crate::sync::UnsafeCell::new(false)),
         }
@@ -125,7 +146,8 @@ impl Header {
 
 impl Drop for Header {
     fn drop(&mut self) {
-        let saved = *self.saved.get_mut();
+        // Null unless an offer saved words: the drain cleared the intake link.
+        let saved = self.saved();
         if !saved.is_null() {
             let words = self.cost() / crate::os::page_size();
             // SAFETY: `saved` came from `Box::<[MaybeUninit<u64>]>::into_raw`

@@ -183,10 +183,10 @@ impl Header {
     /// The caller holds `OFFERING` (state INV-5).
     unsafe fn write_cookies(&self) {
         let pages = self.cost() / os::page_size();
-        let mut saved = self.saved.load(Relaxed);
+        let mut saved = self.saved();
         if saved.is_null() {
             saved = Box::into_raw(vec![MaybeUninit::<u64>::uninit(); pages].into_boxed_slice()).cast();
-            self.saved.store(saved, Relaxed);
+            self.set_saved(saved);
         }
         for i in 0..pages {
             // SAFETY: the caller holds OFFERING (state INV-5): no pin reads
@@ -225,7 +225,7 @@ impl Header {
     /// As for [`Self::swap_back`], holding `OFFERING`.
     #[cfg(discardable_broken_restore)]
     unsafe fn restore_failed_offer(&self) -> bool {
-        let saved = self.saved.load(Relaxed);
+        let saved = self.saved();
         for i in 0..self.cost() / os::page_size() {
             // SAFETY: the caller holds OFFERING (state INV-5); `saved` holds
             // `cost / page` words.
@@ -296,7 +296,7 @@ impl Header {
     /// `REVIVING` (INV-6), and sees the saved words the offer wrote: its own,
     /// or through the Acquire that took `REVIVING`.
     unsafe fn swap_back(&self) -> bool {
-        let saved = self.saved.load(Relaxed);
+        let saved = self.saved();
         let pages = self.cost() / os::page_size();
         (0..pages).all(|i| {
             // SAFETY: the caller holds OFFERING or REVIVING (state INV-5,

@@ -1,7 +1,7 @@
 //! CLOCK (second chance): an accessed allocation survives one sweep of the
 //! hand.
 //!
-//! [`Clock`] owns the ring and one reference bit per id (the list's mark).
+//! [`Clock`] owns the ring and one reference bit per id.
 //! The ring is a queue whose tail is under the hand: passing an entry moves
 //! it to the head, which is the position just behind the hand, and a new
 //! entry is placed there too. Creating an allocation is not an access, so its
@@ -15,60 +15,154 @@
 //! returns `None` only when nothing could be claimed, and offers each id at
 //! most once.
 //!
-//! Must never: set a bit on insertion, sweep more than twice per call, or
-//! allocate per access.
+//! Must never: set a bit on insertion, sweep more than twice per call (stale
+//! copies aside), or allocate per access.
 
-use super::list::Queues;
+use std::collections::VecDeque;
+
+use super::list::NIL;
 use super::{EntryId, Replacement};
 
-/// The only queue: the ring, tail under the hand.
-const RING: usize = 0;
-
-/// Reference bit values of the mark.
-const CLEAR: u8 = 0;
-/// See [`CLEAR`].
-const REFERENCED: u8 = 1;
+/// `state` bits: the id is tracked.
+const PRESENT: u8 = 1;
+/// `state` bits: the reference bit.
+const REFERENCED: u8 = 2;
+/// `state`: the count of the id's copies in the ring, in the bits above.
+const COPY_SHIFT: u32 = 2;
+/// The most copies one id may have in the ring before a compaction.
+const COPIES_MAX: u8 = u8::MAX >> COPY_SHIFT;
+/// Stale copies a ring may hold beyond its live ids before a compaction.
+const STALE_SLACK: usize = 64;
 
 /// CLOCK over entry ids; see the module docs.
+///
+/// Five bytes per id, not a linked node of sixteen: the ring is a deque of
+/// ids (tail in front, under the hand), and an id's removal leaves its copy
+/// in place, *stale*, to be dropped when the hand reaches it. An id
+/// re-inserted meanwhile has a newer copy behind it; the live copy of an id
+/// is always its newest (it is pushed on insert and again each time the
+/// hand passes it, and stale copies are never pushed), so a copy the hand
+/// meets while the id has more than one is stale. Each id's `state` byte
+/// holds its bits and its copy count; the ring is compacted when stale
+/// copies outnumber the live ones (by [`STALE_SLACK`]) or a count would
+/// overflow.
 #[derive(Debug, Default)]
 pub(crate) struct Clock {
-    /// The ring; the mark is the reference bit.
-    ring: Queues<1>,
+    /// Ids in ring order, the tail (front) under the hand, with stale copies.
+    ring: VecDeque<EntryId>,
+    /// Per id: [`PRESENT`], [`REFERENCED`] and the number of its copies in
+    /// `ring`.
+    state: Vec<u8>,
+    /// Tracked ids.
+    live: usize,
+}
+
+impl Clock {
+    fn copies(&self, id: EntryId) -> u8 {
+        self.state[id as usize] >> COPY_SHIFT
+    }
+
+    fn is_present(&self, id: EntryId) -> bool {
+        self.state.get(id as usize).is_some_and(|s| s & PRESENT != 0)
+    }
+
+    /// Drops every stale copy, keeping the ring order of the live ones.
+    fn compact(&mut self) {
+        let state = &mut self.state;
+        self.ring.retain(|&id| {
+            let s = &mut state[id as usize];
+            let copies = *s >> COPY_SHIFT;
+            *s -= 1 << COPY_SHIFT;
+            let live = copies == 1 && *s & PRESENT != 0;
+            if live {
+                *s += 1 << COPY_SHIFT;
+            }
+            live
+        });
+    }
+
+    fn compact_if_stale(&mut self) {
+        if self.ring.len() > 2 * self.live + STALE_SLACK {
+            self.compact();
+        }
+    }
+
+    /// Pops the live id at the hand, dropping the stale copies before it.
+    fn pop_live(&mut self) -> Option<EntryId> {
+        loop {
+            let id = self.ring.pop_front()?;
+            let s = &mut self.state[id as usize];
+            let copies = *s >> COPY_SHIFT;
+            if copies == 1 && *s & PRESENT != 0 {
+                return Some(id);
+            }
+            *s -= 1 << COPY_SHIFT;
+        }
+    }
+
+    /// Puts `id` (just popped by [`Self::pop_live`]) back behind the hand.
+    fn pass(&mut self, id: EntryId, referenced: bool) {
+        let s = &mut self.state[id as usize];
+        *s = if referenced { *s | REFERENCED } else { *s & !REFERENCED };
+        self.ring.push_back(id);
+    }
 }
 
 impl Replacement for Clock {
-    fn insert(&mut self, id: EntryId, cost: usize) {
-        self.ring.insert(RING, id, cost);
+    fn insert(&mut self, id: EntryId, _cost: usize) {
+        debug_assert_ne!(id, NIL, "u32::MAX is the null link, not an id");
+        if id == NIL {
+            return;
+        }
+        self.remove(id);
+        let index = id as usize;
+        crate::growth::cover(&mut self.state, index + 1, 0);
+        if self.copies(id) == COPIES_MAX {
+            self.compact();
+        }
+        if self.ring.len() == self.ring.capacity() {
+            self.ring.reserve_exact((self.ring.len() / 8).max(STALE_SLACK));
+        }
+        self.ring.push_back(id);
+        let s = &mut self.state[index];
+        *s = (*s + (1 << COPY_SHIFT)) | PRESENT;
+        self.live += 1;
     }
 
     fn access(&mut self, id: EntryId, count: u32) {
-        if count > 0 {
-            self.ring.set_mark(id, REFERENCED);
+        if count > 0 && self.is_present(id) {
+            self.state[id as usize] |= REFERENCED;
         }
     }
 
     fn remove(&mut self, id: EntryId) {
-        self.ring.remove(id);
+        if self.is_present(id) {
+            self.state[id as usize] &= !(PRESENT | REFERENCED);
+            self.live -= 1;
+            self.compact_if_stale();
+        }
     }
 
     fn victim(&mut self, claim: &mut dyn FnMut(EntryId) -> bool) -> Option<EntryId> {
-        for _ in 0..2 * self.ring.len() {
-            let id = self.ring.tail(RING)?;
-            if self.ring.mark(id) == REFERENCED {
-                self.ring.set_mark(id, CLEAR);
-            } else if self.ring.take(id, claim) {
+        for _ in 0..2 * self.live {
+            let id = self.pop_live()?;
+            if self.state[id as usize] & REFERENCED != 0 {
+                self.pass(id, false);
+            } else if claim(id) {
+                // Its one copy just left the ring.
+                self.state[id as usize] = 0;
+                self.live -= 1;
                 return Some(id);
             } else {
                 // In use: a failed claim is a reference.
-                self.ring.set_mark(id, REFERENCED);
+                self.pass(id, true);
             }
-            self.ring.move_to_front(id, RING);
         }
         None
     }
 
     fn len(&self) -> usize {
-        self.ring.len()
+        self.live
     }
 }
 
@@ -76,7 +170,7 @@ impl Replacement for Clock {
 mod tests {
     use proptest::prelude::*;
 
-    use super::super::list::trace::{self, access_all, drain, insert_all, victim_except};
+    use super::super::list::trace::{self, access_all, drain, insert_all, victim_except, Op};
     use super::*;
 
     #[test]
@@ -175,6 +269,27 @@ mod tests {
         assert_eq!(drain(&mut p), [2, 1, 0]);
     }
 
+    #[test]
+    fn stale_copies_are_compacted_away() {
+        let mut p = Clock::default();
+        insert_all(&mut p, &[0, 1, 2, 3]);
+        access_all(&mut p, &[2]);
+        // Each re-insert of 0 and 1 leaves a stale copy: 0's copy count
+        // reaches its maximum, and the stale copies outnumber the live ids.
+        for _ in 0..100 {
+            p.remove(0);
+            insert_all(&mut p, &[0]);
+            p.remove(1);
+            insert_all(&mut p, &[1]);
+        }
+        assert!(p.ring.len() <= 2 * p.live + STALE_SLACK + 1, "{}", p.ring.len());
+        assert_eq!(p.len(), 4);
+        // The re-inserted ids are new: behind 3, and unreferenced; 2 keeps
+        // its bit and goes last.
+        assert_eq!(drain(&mut p), [3, 0, 1, 2]);
+        assert!(p.ring.is_empty());
+    }
+
     /// Naive CLOCK: a `Vec` ring with the hand at index 0.
     #[derive(Debug, Default)]
     struct Model(Vec<(EntryId, bool)>);
@@ -212,6 +327,20 @@ mod tests {
     proptest! {
         #[test]
         fn same_as_naive_clock(ops in trace::ops()) {
+            trace::same_as_model(&mut Clock::default(), &mut Model::default(), &ops)?;
+        }
+
+        /// Churn on a few ids: long runs of removes and re-inserts between
+        /// the hand's visits pile up stale copies, so the compactions (by
+        /// count of stale copies, and by an id's copy count reaching
+        /// `COPIES_MAX`) run many times in one trace.
+        #[test]
+        fn same_as_naive_clock_under_churn(ops in proptest::collection::vec(prop_oneof![
+            6 => (0..4_u32).prop_map(|id| Op::Insert(id, 1)),
+            6 => (0..4_u32).prop_map(Op::Remove),
+            1 => (0..4_u32, 0..2_u32).prop_map(|(id, n)| Op::Access(id, n)),
+            1 => any::<u16>().prop_map(Op::Victim),
+        ], 0..3000)) {
             trace::same_as_model(&mut Clock::default(), &mut Model::default(), &ops)?;
         }
     }

@@ -157,11 +157,7 @@ impl<const N: usize> Queues<N> {
         }
         self.remove(id);
         let index = id as usize;
-        if index >= self.nodes.len() {
-            let more = index + 1 - self.nodes.len();
-            crate::growth::reserve(&mut self.nodes, more);
-            self.nodes.resize(index + 1, Node::VACANT);
-        }
+        crate::growth::cover(&mut self.nodes, index + 1, Node::VACANT);
         self.nodes[index].cost = u32::try_from(cost).unwrap_or(COST_MAX);
         self.nodes[index].mark = 0;
         self.link_front(q, id);

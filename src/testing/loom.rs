@@ -94,6 +94,29 @@ pub fn alloc_span(arena: &Arena, pages: usize) -> Block {
     block
 }
 
+/// Takes every header published on `arena`'s intake off it, oldest first,
+/// as the manager's table does when it drains (`Arena::drain_intake`). The
+/// arena no longer frees them, and their link word is free for lazy mode's
+/// saved words: only a header taken in may be offered. Free each with
+/// [`free_header`].
+pub fn take_in(arena: &Arena) -> Vec<core::ptr::NonNull<Header>> {
+    let mut taken = Vec::new();
+    arena.drain_intake(|h| taken.push(h));
+    taken
+}
+
+/// Frees a header taken with [`take_in`] (and the saved words it holds),
+/// as the table does once no pin or owner can reach it.
+///
+/// # Safety
+///
+/// `header` came from [`take_in`], is freed once, and nobody uses it after.
+pub unsafe fn free_header(header: core::ptr::NonNull<Header>) {
+    // SAFETY: headers are created by `Box::leak` in `Arena::register`; the
+    // caller's contract makes this the only free.
+    drop(unsafe { Box::from_raw(header.as_ptr()) });
+}
+
 /// `Header::offer`: the manager's offer of a cold span (lazy mode).
 pub fn offer(header: &Header) -> bool {
     header.offer()
