@@ -535,3 +535,23 @@ fn the_async_future_is_send() {
     let fut = assert_send(cache.get_or_insert_with_async(1, || async { vec![1u8] }));
     assert_eq!(&*block_on::block_on(fut).unwrap(), &[1u8]);
 }
+
+#[test]
+fn overhead_counts_the_manager_table_share() {
+    // One shard of 8192 slots holding 7000 items (40 B each): 46.8 B of
+    // slot array an entry, 40 B of header; the manager's table slot and
+    // policy add at least 16 B more, so the total passes 100 B an entry
+    // only if the manager's share is counted.
+    const N: u64 = 7000;
+    let cache: Cache<u64, [u8]> = Cache::builder().capacity(64 << 20).shards(1).build().unwrap();
+    for k in 0..N {
+        cache.insert(k, &[k as u8; 64][..]).unwrap();
+    }
+    // One pass that discards nothing: the manager has taken every entry in.
+    assert_eq!(cache.manager().reclaim(0), 0);
+    let stats = cache.stats();
+    assert_eq!(stats.entries, N);
+    assert!(stats.overhead_bytes >= 100 * N, "the manager's tables are not counted: {}", stats.overhead_bytes);
+    // Measured, not padded: below 150 B an entry here.
+    assert!(stats.overhead_bytes < 150 * N, "{}", stats.overhead_bytes);
+}

@@ -470,6 +470,12 @@ where
         let mut overhead = size_of::<Inner<K, S>>()
             + self.inner.shards.len() * size_of::<Shard<K>>()
             + self.inner.sketch.get().map_or(0, sketch::Sketch::heap_bytes);
+        // The manager's table and policy hold a slot per allocation: this
+        // cache's share, at the table's average per allocation (exact for a
+        // cache with a manager of its own).
+        let (table_bytes, tracked) = self.inner.manager.table_bytes();
+        let entries = c.entries.load(Relaxed);
+        overhead += (table_bytes as u128 * entries as u128 / tracked.max(1) as u128) as usize;
         for shard in self.inner.shards.iter() {
             hits += shard.hits.load(Relaxed);
             misses += shard.misses.load(Relaxed);

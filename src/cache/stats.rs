@@ -45,8 +45,12 @@ pub struct CacheStats {
     pub entries: u64,
     /// Discardable bytes the cache's entries hold (their cost to the OS).
     pub bytes: u64,
-    /// Strong bytes the map itself uses now: the shards' slot arrays and one
-    /// allocation header per entry, counted from their actual sizes.
+    /// Strong bytes the cache uses now beyond its values: the shards' slot
+    /// arrays, one allocation header per entry, and the entries' share of
+    /// the manager's table and policy (the table's bytes per tracked
+    /// allocation times the entries), all from their actual sizes. Entries
+    /// the manager has not taken in yet (it does at its next pass) have no
+    /// table share yet.
     pub overhead_bytes: u64,
     /// Entries whose value was discarded but whose key is still in the map
     /// (the discard notification has not been applied yet).

@@ -253,6 +253,13 @@ impl Manager {
         freed
     }
 
+    /// The strong bytes of the manager's table and policy, and the
+    /// allocations they track (`Table::heap_bytes`).
+    #[cfg_attr(loom, allow(dead_code))] // the cache (not built under loom) asks
+    pub(crate) fn table_bytes(&self) -> (usize, usize) {
+        self.inner.core.table.lock().heap_bytes()
+    }
+
     /// Registers a discard sink; headers born with the returned id report
     /// their discards to it (`sink.rs`).
     #[cfg_attr(loom, allow(dead_code))] // the cache (not built under loom) registers sinks

@@ -107,6 +107,18 @@ impl Table {
         }
     }
 
+    /// Strong bytes the table holds for its allocations (its slots, the
+    /// vacant list and the policy's tables, allocated or not), and how many
+    /// allocations it tracks: what one tracked allocation costs the table
+    /// on average, for [`CacheStats::overhead_bytes`](crate::CacheStats).
+    #[cfg_attr(loom, allow(dead_code))] // the cache (not built under loom) asks
+    pub fn heap_bytes(&self) -> (usize, usize) {
+        let bytes = self.slots.capacity() * size_of::<Slot>()
+            + self.vacant.capacity() * size_of::<EntryId>()
+            + self.policy.heap_bytes();
+        (bytes, self.slots.len() - self.vacant.len())
+    }
+
     /// Takes newly published headers from `arena` into the table and the
     /// policy, in creation order.
     pub fn drain(&mut self, arena: &Arena) {

@@ -164,6 +164,10 @@ impl Replacement for Clock {
     fn len(&self) -> usize {
         self.live
     }
+
+    fn heap_bytes(&self) -> usize {
+        self.ring.capacity() * size_of::<EntryId>() + self.state.capacity()
+    }
 }
 
 #[cfg(test)]
@@ -321,6 +325,9 @@ mod tests {
         }
         fn len(&self) -> usize {
             self.0.len()
+        }
+        fn heap_bytes(&self) -> usize {
+            0 // a test model: nothing to account for
         }
     }
 

@@ -42,6 +42,10 @@ impl Replacement for Fifo {
         self.queue.len()
     }
 
+    fn heap_bytes(&self) -> usize {
+        self.queue.heap_bytes()
+    }
+
     fn uses_accesses(&self) -> bool {
         false
     }
@@ -121,6 +125,9 @@ mod tests {
         }
         fn len(&self) -> usize {
             self.0.len()
+        }
+        fn heap_bytes(&self) -> usize {
+            0 // a test model: nothing to account for
         }
     }
 

@@ -101,6 +101,11 @@ impl<const N: usize> Default for Queues<N> {
 }
 
 impl<const N: usize> Queues<N> {
+    /// Bytes of the link table.
+    pub(super) fn heap_bytes(&self) -> usize {
+        self.nodes.capacity() * core::mem::size_of::<Node>()
+    }
+
     /// Number of ids tracked, over all queues.
     pub(super) fn len(&self) -> usize {
         self.ends.iter().map(|e| e.len).sum()

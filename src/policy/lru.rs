@@ -52,6 +52,10 @@ impl Replacement for Lru {
     fn len(&self) -> usize {
         self.queue.len()
     }
+
+    fn heap_bytes(&self) -> usize {
+        self.queue.heap_bytes()
+    }
 }
 
 #[cfg(test)]
@@ -150,6 +154,9 @@ mod tests {
         }
         fn len(&self) -> usize {
             self.0.len()
+        }
+        fn heap_bytes(&self) -> usize {
+            0 // a test model: nothing to account for
         }
     }
 

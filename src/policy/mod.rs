@@ -82,6 +82,8 @@ pub(crate) trait Replacement: Send {
     fn victim(&mut self, claim: &mut dyn FnMut(EntryId) -> bool) -> Option<EntryId>;
     /// How many allocations the policy tracks.
     fn len(&self) -> usize;
+    /// Strong bytes the policy's own tables hold (allocated, used or not).
+    fn heap_bytes(&self) -> usize;
     /// Whether accesses change the order (the table then refuses to claim a
     /// candidate accessed since it last looked, see `victim`'s contract).
     fn uses_accesses(&self) -> bool {

@@ -142,6 +142,10 @@ impl Replacement for S3Fifo {
     fn len(&self) -> usize {
         self.queues.len()
     }
+
+    fn heap_bytes(&self) -> usize {
+        self.queues.heap_bytes()
+    }
 }
 
 #[cfg(test)]
@@ -384,6 +388,9 @@ mod tests {
         }
         fn len(&self) -> usize {
             self.small.len() + self.main.len()
+        }
+        fn heap_bytes(&self) -> usize {
+            0 // a test model: nothing to account for
         }
     }
 
