@@ -206,6 +206,7 @@ impl Manager {
             #[cfg(not(loom))]
             group,
             group_faults: std::sync::atomic::AtomicU64::new(0),
+            group_published: AtomicUsize::new(0),
             #[cfg(any(test, discardable_fault_injection))]
             injected_panics: AtomicUsize::new(0),
             #[cfg(loom)]
@@ -229,7 +230,9 @@ impl Manager {
     ) -> Result<(Block, &Arc<Arena>), crate::Error> {
         let arena = self.arena();
         self.inner.core.make_room(arena, size);
-        Ok((arena.store.alloc(size, align, zeroed)?, arena))
+        let block = arena.store.alloc(size, align, zeroed)?;
+        self.inner.core.note_group_drift(arena);
+        Ok((block, arena))
     }
 
     /// The arena, after making sure the manager thread runs in this process
