@@ -32,6 +32,7 @@
 //! The measured figures are printed (`--nocapture`). Skips, with the
 //! reason on stderr, without root or a writable v1 memory controller; with
 //! `CI=true` it fails instead. One scenario at a time.
+#![cfg(not(loom))]
 
 use std::ffi::CString;
 use std::io::{BufRead, BufReader, Write};

@@ -33,8 +33,12 @@
 
 #[cfg(not(loom))]
 mod registry;
+#[cfg(not(loom))]
 mod share;
+// The loom models use the slot protocol only.
+#[cfg_attr(loom, allow(dead_code))]
 mod slot;
+#[cfg(not(loom))]
 mod view;
 
 #[cfg(not(loom))]
@@ -44,10 +48,30 @@ pub(crate) use registry::{path, Member, OpenError, DIR};
 
 #[cfg(not(loom))]
 mod reader;
+#[cfg(fuzzing)]
+pub(crate) use share::{give_back, shares, Claimant};
 #[allow(unused_imports)]
 pub(crate) use slot::{Claim, Figures, Hold, Layout, Slot, HEARTBEAT_MS, LEASE_MS};
 #[cfg(fuzzing)]
 pub(crate) use view::members_of_bytes;
+
+/// The registry's size in bytes (the fuzz facade).
+#[cfg(fuzzing)]
+pub(crate) const fn slot_bytes() -> usize {
+    slot::BYTES
+}
+
+/// A valid header's bytes (the fuzz facade).
+#[cfg(fuzzing)]
+pub(crate) fn header_bytes() -> [u8; 64] {
+    let words = [slot::MAGIC, slot::VERSION, slot::SLOTS as u64, slot::SLOT_WORDS as u64, LEASE_MS, 0, 0, 0];
+    let mut out = [0u8; 64];
+    for (chunk, w) in out.chunks_exact_mut(8).zip(words) {
+        chunk.copy_from_slice(&w.to_ne_bytes());
+    }
+    out
+}
+#[cfg(not(loom))]
 #[allow(unused_imports)]
 pub(crate) use view::{Fault, MemberView};
 

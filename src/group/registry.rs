@@ -78,6 +78,7 @@ impl Registry {
                 Err(e) if e.errno == libc::EEXIST => {}
                 Err(e) => return Err(fault(e)),
             },
+            Err(e) if e.errno == libc::ENOENT => return Err(OpenError::Fault(Fault::Missing)),
             Err(e) => return Err(fault(e)),
         }
         let fd = os::open_shared(&c, false).map_err(fault)?;
@@ -330,7 +331,9 @@ mod tests {
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);
         assert_eq!(meta.len(), BYTES as u64);
         assert_eq!(view::members(r.layout().unwrap(), 0), Ok(vec![]));
-        assert!(matches!(read(&temp("missing")), Err(OpenError::Fault(Fault::Os(e))) if e.errno == libc::ENOENT));
+        let missing = temp("missing");
+        assert!(matches!(read(&missing), Err(OpenError::Fault(Fault::Missing))));
+        assert!(!missing.exists(), "a reader never creates the file");
         std::fs::remove_file(&p).unwrap();
     }
 

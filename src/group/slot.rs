@@ -178,7 +178,7 @@ pub(crate) fn tag(pid: u32, serial: u32) -> u32 {
 
 impl Slot {
     /// A free slot (loom models and in-memory registries).
-    #[cfg(any(loom, test, fuzzing))]
+    #[cfg(any(loom, test))]
     pub(crate) fn new() -> Slot {
         Slot { word: AtomicU64::new(0), fields: core::array::from_fn(|_| AtomicU64::new(0)) }
     }

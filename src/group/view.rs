@@ -45,6 +45,8 @@ pub(crate) enum Fault {
     Os(OsError),
     /// The path exists but is no regular file (a link, a directory).
     NotRegular,
+    /// There is no registry file (a reader never creates one).
+    Missing,
 }
 
 impl fmt::Display for Fault {
@@ -59,6 +61,7 @@ impl fmt::Display for Fault {
             Fault::Lost => f.write_str("our registry slot was taken"),
             Fault::Os(e) => write!(f, "registry: {e}"),
             Fault::NotRegular => f.write_str("registry path is not a regular file"),
+            Fault::Missing => f.write_str("no registry file: no member has joined the group"),
         }
     }
 }
