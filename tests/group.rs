@@ -29,6 +29,11 @@
 //!   `inproc` child: the 30 MiB member keeps all of it, the others split
 //!   the rest 1:3 within 20 %.
 //!
+//! And without a cgroup: a registry another user owns is an error from
+//! `start()` (root only: it needs `chown`), so are bad names and weight 0,
+//! and a registry corrupted under a running member is counted in
+//! `Stats::group_faults` while the member acts alone, until repaired.
+//!
 //! The measured figures are printed (`--nocapture`). Skips, with the
 //! reason on stderr, without root or a writable v1 memory controller; with
 //! `CI=true` it fails instead. One scenario at a time.
@@ -397,4 +402,77 @@ fn inproc(group: &str, limit: usize) {
         t.elapsed().as_millis()
     );
     for _ in std::io::stdin().lock().lines() {}
+}
+
+/// A registry file another user owns is refused by `start()` with an
+/// error naming the cause, and never opened (its bytes stay as they were).
+#[test]
+fn another_users_registry_is_an_error() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return skip("another_users_registry_is_an_error", "not root: chown needs root");
+    }
+    let g = Name::new("foreign");
+    let path = format!("/dev/shm/discardable-group-{}", g.0);
+    std::fs::write(&path, b"someone else's").unwrap();
+    std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
+    let err = Manager::builder().limit(1 << 20).group(&g.0).start().unwrap_err();
+    assert!(
+        matches!(&err, discardable::Error::ForeignGroupRegistry { uid: 65534, path: p } if p.to_str() == Some(path.as_str())),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("belongs to user 65534"), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), b"someone else's");
+    assert!(matches!(group_members(&g.0), Err(discardable::Error::ForeignGroupRegistry { .. })));
+}
+
+/// Bad names and a zero weight are typed errors from `start()`.
+#[test]
+fn bad_names_and_weights_are_errors() {
+    for bad in ["", "a/b", "../x", "sp ace", &"n".repeat(201)] {
+        let err = Manager::builder().limit(1 << 20).group(bad).start().unwrap_err();
+        assert!(matches!(&err, discardable::Error::InvalidGroupName(n) if n == bad), "{bad:?}: {err:?}");
+    }
+    let err = Manager::builder().limit(1 << 20).group("ok-name").weight(0).start().unwrap_err();
+    assert!(matches!(err, discardable::Error::ZeroWeight), "{err:?}");
+}
+
+/// A registry corrupted under a running member (another version written
+/// over its header, as a hostile process of the same user could) is
+/// counted in `Stats::group_faults`; the member keeps working alone (its
+/// own limit is still enforced) and recovers once the header is back.
+#[test]
+fn a_corrupted_registry_is_counted_and_the_member_acts_alone() {
+    let g = Name::new("hostile");
+    let path = format!("/dev/shm/discardable-group-{}", g.0);
+    let limit = 4 << 20;
+    let m = Manager::builder().limit(limit).group(&g.0).start().unwrap();
+    let wait = |what: &str, f: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !f() {
+            assert!(Instant::now() < deadline, "{what}: {:?}", m.stats());
+            thread::sleep(Duration::from_millis(10));
+        }
+    };
+    wait("joined", &|| group_members(&g.0).is_ok_and(|v| v.len() == 1));
+    assert_eq!(m.stats().group_faults, 0);
+    let good = std::fs::read(&path).unwrap();
+    let mut bad = good.clone();
+    bad[8..16].copy_from_slice(&7u64.to_ne_bytes()); // version 7
+    std::fs::write(&path, &bad).unwrap();
+    wait("fault counted", &|| m.stats().group_faults > 0);
+    let err = group_members(&g.0).unwrap_err();
+    assert!(err.to_string().contains("version 7"), "{err}");
+    // Still enforcing its own limit, alone.
+    let handles: Vec<Discardable<[u8]>> = (0..16).map(|_| Discardable::zeroed_in(1 << 20, &m)).collect();
+    wait("limit enforced", &|| m.stats().discardable_bytes <= limit);
+    assert!(handles.iter().any(Discardable::is_discarded));
+    // The header back (with our old claim word, so the member first finds
+    // its slot lost and claims another): the faults stop.
+    std::fs::write(&path, &good).unwrap();
+    wait("readable again", &|| group_members(&g.0).is_ok());
+    thread::sleep(Duration::from_millis(1200)); // a heartbeat: the loss is counted
+    let faults = m.stats().group_faults;
+    thread::sleep(Duration::from_millis(1500));
+    assert_eq!(m.stats().group_faults, faults, "faults went on after the header was repaired");
 }
