@@ -49,7 +49,7 @@ use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use discardable::{group_members, Discardable, Manager};
+use discardable::{group_members, Discardable, Manager, Signal};
 
 #[path = "support/cgroup_v1.rs"]
 mod cgroup_v1;
@@ -232,8 +232,14 @@ fn three_processes_share_by_weight() {
     for p in &mut m {
         p.reply("FILLED");
     }
+    // Each child in the registry with its weight (slots go to whoever
+    // claims first, so not in spawn order).
     let members = group_members(&g.0).unwrap();
-    assert_eq!(members.iter().map(|m| m.weight).collect::<Vec<_>>(), vec![1, 1, 2], "{members:?}");
+    let mut seen: Vec<(u32, u32)> = members.iter().map(|x| (x.pid, x.weight)).collect();
+    let mut want: Vec<(u32, u32)> = m.iter().zip([1, 1, 2]).map(|(p, w)| (p.child.id(), w)).collect();
+    seen.sort_unstable();
+    want.sort_unstable();
+    assert_eq!(seen, want, "{members:?}");
 
     // A 400 MiB strong spike in the same cgroup.
     let mut spiker = Proc::spawn(&group, "spiker", "400");
@@ -245,7 +251,9 @@ fn three_processes_share_by_weight() {
     assert!(held.iter().all(|&h| h < 300 * MIB), "every member gave back: {held:?}");
     assert_eq!(group.oom_kills(), Some(0), "no OOM kill");
     for p in &mut m {
-        assert_eq!(get(&p.ask("stats", "STATS"), "faults"), 0, "{}: registry faults", p.what);
+        let s = p.ask("stats", "STATS");
+        eprintln!("{name}: {}: {s:?}", p.what);
+        assert_eq!(get(&s, "faults"), 0, "{}: registry faults", p.what);
     }
 
     // SIGKILL the weight-2 member: its slot expires within the lease.
@@ -334,8 +342,13 @@ fn member(group: &str, weight: u32, mib: usize, limit: usize) {
             "stats" => {
                 let s = m.stats();
                 println!(
-                    "STATS held={} faults={} discarded={}",
-                    s.discardable_bytes, s.group_faults, s.discarded_bytes
+                    "STATS held={} faults={} discarded={} cgroup_reclaims={} psi_reclaims={} host_reclaims={}",
+                    s.discardable_bytes,
+                    s.group_faults,
+                    s.discarded_bytes,
+                    s.reclaims(Signal::CgroupV1),
+                    s.reclaims(Signal::Psi),
+                    s.reclaims(Signal::MemAvailable)
                 );
             }
             "refill" => {
