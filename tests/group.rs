@@ -484,8 +484,10 @@ fn a_corrupted_registry_is_counted_and_the_member_acts_alone() {
     // its slot lost and claims another): the faults stop.
     std::fs::write(&path, &good).unwrap();
     wait("readable again", &|| group_members(&g.0).is_ok());
-    thread::sleep(Duration::from_millis(1200)); // a heartbeat: the loss is counted
-    let faults = m.stats().group_faults;
-    thread::sleep(Duration::from_millis(1500));
+    // Two passes (a heartbeat each at the most): the loss is counted.
+    let passes = m.stats().passes;
+    wait("two passes", &|| m.stats().passes >= passes + 2);
+    let (faults, passes) = (m.stats().group_faults, m.stats().passes);
+    wait("two more passes", &|| m.stats().passes >= passes + 2);
     assert_eq!(m.stats().group_faults, faults, "faults went on after the header was repaired");
 }
