@@ -44,7 +44,7 @@ mod view;
 #[cfg(not(loom))]
 pub use reader::{group_members, GroupMember};
 #[cfg(not(loom))]
-pub(crate) use registry::{path, Member, OpenError, DIR};
+pub(crate) use registry::{path, Member, DIR};
 
 #[cfg(not(loom))]
 mod reader;

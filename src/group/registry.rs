@@ -170,11 +170,12 @@ impl Member {
     /// Joins the group whose registry is at `path` with `weight`. Only a
     /// registry owned by another user is an error; any other trouble is a
     /// fault and the member acts alone until it clears.
-    pub(crate) fn join(path: PathBuf, weight: u32) -> Result<Member, OpenError> {
+    /// The error is the registry's owner: `(path, uid)`.
+    pub(crate) fn join(path: PathBuf, weight: u32) -> Result<Member, (PathBuf, u32)> {
         let registry = match Registry::open(&path, true) {
             Ok(r) => Some(r),
             Err(OpenError::Fault(_)) => None,
-            Err(e @ OpenError::Foreign { .. }) => return Err(e),
+            Err(OpenError::Foreign { path, uid }) => return Err((path, uid)),
         };
         let now = os::monotonic_ms();
         Ok(Member {
@@ -418,7 +419,7 @@ mod tests {
         let p = temp("foreign");
         std::fs::write(&p, vec![0u8; BYTES]).unwrap();
         std::os::unix::fs::chown(&p, Some(65534), None).unwrap();
-        assert!(matches!(Member::join(p.clone(), 1), Err(OpenError::Foreign { uid: 65534, .. })));
+        assert!(matches!(Member::join(p.clone(), 1), Err((_, 65534))));
         std::fs::remove_file(&p).unwrap();
     }
 

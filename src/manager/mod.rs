@@ -162,10 +162,7 @@ impl Manager {
                 let path = crate::group::path(std::path::Path::new(crate::group::DIR), name);
                 match crate::group::Member::join(path, builder.weight) {
                     Ok(member) => Some(parking_lot::Mutex::new(member)),
-                    Err(crate::group::OpenError::Foreign { path, uid }) => {
-                        return Err(crate::Error::ForeignGroupRegistry { path, uid })
-                    }
-                    Err(crate::group::OpenError::Fault(_)) => unreachable!("join turns faults into acting alone"),
+                    Err((path, uid)) => return Err(crate::Error::ForeignGroupRegistry { path, uid }),
                 }
             }
         };
