@@ -24,6 +24,8 @@
 #    - `--cfg discardable_broken_unpin`: `unpin` is Relaxed.
 #    - `--cfg discardable_broken_claim`: a lazy reviver writes the saved
 #      words back without claiming each page from the kernel first.
+#    - `--cfg discardable_broken_group`: a group slot's publication writes
+#      its fields without the seqlock's INIT mark.
 #
 # Each build has its own target directory, so none invalidates the normal
 # build or another (RUSTFLAGS differ). Each model has its own preemption
@@ -89,5 +91,8 @@ reject discardable_broken_unpin broken_unpin_is_rejected \
     "Causality violation"
 reject discardable_broken_claim broken_claim_is_rejected \
     "Causality violation|the kernel's reclaim and a pin must exclude each other|a taken page left the allocation alive|a pin succeeded after the kernel's discard|the kernel took a revived page"
+
+reject discardable_broken_group broken_group_slot_is_rejected \
+    "Causality violation|a reader accepted fields from two publications"
 
 echo "== loom checks passed in $((SECONDS - start)) s"

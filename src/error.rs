@@ -35,6 +35,30 @@ pub enum Error {
     /// A builder option that contradicts another or is out of range (the
     /// text says which).
     Config(&'static str),
+    /// [`ManagerBuilder::group`](crate::ManagerBuilder::group) was given a
+    /// name outside `[A-Za-z0-9._-]{1,200}`.
+    InvalidGroupName(String),
+    /// [`ManagerBuilder::weight`](crate::ManagerBuilder::weight) was 0: a
+    /// member with no weight could never keep anything.
+    ZeroWeight,
+    /// The group's registry file belongs to another user: refused, never
+    /// opened (another user's file must not steer this process's memory).
+    ForeignGroupRegistry {
+        /// The registry file.
+        path: std::path::PathBuf,
+        /// Its owner's user id.
+        uid: u32,
+    },
+    /// A group's registry could not be read (missing, truncated, corrupt,
+    /// another version): [`group_members`](crate::group_members) only; a
+    /// member acts alone instead and counts it in
+    /// [`Stats::group_faults`](crate::Stats::group_faults).
+    GroupRegistry {
+        /// The registry file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 impl fmt::Display for Error {
@@ -49,6 +73,14 @@ impl fmt::Display for Error {
                 write!(f, "a value of {cost} bytes cannot fit in a cache of {capacity} bytes")
             }
             Error::Config(what) => write!(f, "invalid cache configuration: {what}"),
+            Error::InvalidGroupName(name) => {
+                write!(f, "invalid group name {name:?}: use 1 to 200 of A-Z a-z 0-9 . _ -")
+            }
+            Error::ZeroWeight => f.write_str("a group member's weight must be at least 1"),
+            Error::ForeignGroupRegistry { path, uid } => {
+                write!(f, "the group registry {} belongs to user {uid}; refusing to open it", path.display())
+            }
+            Error::GroupRegistry { path, reason } => write!(f, "group registry {}: {reason}", path.display()),
         }
     }
 }

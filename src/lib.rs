@@ -29,7 +29,8 @@
 //!
 //! `os` (system calls) → `page_heap` (segments and spans) → `handle`
 //! (handles, the pin/discard protocol, the byte store) → `policy` →
-//! `pressure` → `manager`. Each layer calls only the ones below it.
+//! `pressure` and, beside it, `group` (weighted fair share across
+//! processes) → `manager`. Each layer calls only the ones below it.
 //!
 //! # The hot path
 //!
@@ -46,6 +47,7 @@ mod alloc;
 pub mod cache;
 mod error;
 mod fork;
+mod group;
 mod growth;
 mod handle;
 mod manager;
@@ -62,6 +64,8 @@ pub use cache::{
     Cache, CacheBuilder, CacheGuard, CacheStats, CacheValue, DefaultHashBuilder, FoldHasher, RemovalCause,
 };
 pub use error::{AccessError, Error, OsError};
+#[cfg(not(loom))]
+pub use group::{group_members, GroupMember};
 pub use handle::{Discardable, Fresh, Pinned, PinnedMut};
 pub use manager::{Manager, ManagerBuilder, ReclaimMode, Stats, ThreadPriority};
 pub use policy::Policy;

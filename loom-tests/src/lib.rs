@@ -31,6 +31,10 @@
 //!   code (`__loom::ClassSpans`); a release before the freer's last header
 //!   access, a steal and an unpark that both win, an owner reading a stolen
 //!   span, or a lost block is rejected.
+//! - `group`: the group registry's slot protocol (src/group/slot.rs
+//!   INV-1..3): an owner publishing under a reader (a read never mixes two
+//!   publications), and a taker racing the owner for an expired slot
+//!   (exactly one wins; readers see only the winner's fields).
 //! - `abandon`: thread exit, abandonment, adoption and the purge timer's
 //!   sweep (src/alloc/abandoned.rs AB-1..3) on the same shipped code, with
 //!   the abandoned set and its lock loom's; a release before a freer's last
@@ -61,10 +65,15 @@
 //!   must fail);
 //! - `--cfg discardable_broken_orphan`: the table retires a dropped header
 //!   whatever its pins (`orphan::owner_drops_while_an_owned_guard_unpins`
-//!   must fail).
+//!   must fail);
+//! - `--cfg discardable_broken_group`: a slot's publication writes the
+//!   fields without the seqlock's `INIT` mark
+//!   (`group::publish_while_reading` must fail).
 
 #[cfg(loom)]
 pub mod abandon;
+#[cfg(loom)]
+pub mod group;
 #[cfg(loom)]
 pub mod harness;
 #[cfg(loom)]

@@ -28,6 +28,9 @@
 //! - `--cfg discardable_broken_claim`: a reviver writes each saved word back
 //!   without first claiming the page from the kernel (the cookie swap), so
 //!   a page the kernel took comes back zeroed but for its first word.
+//! - `--cfg discardable_broken_group`: a group slot's publication writes
+//!   its fields with the slot still marked ready (no seqlock), so a reader
+//!   can accept fields of two publications.
 #![cfg(loom)]
 
 #[cfg(discardable_broken)]
@@ -88,4 +91,10 @@ fn broken_unpin_is_rejected() {
 #[test]
 fn broken_claim_is_rejected() {
     loom_tests::lazy::kernel_reclaim_racing_revivers();
+}
+
+#[cfg(discardable_broken_group)]
+#[test]
+fn broken_group_slot_is_rejected() {
+    loom_tests::group::publish_while_reading();
 }

@@ -75,6 +75,8 @@ pub struct ManagerBuilder {
     pub(super) lazy_delay: Duration,
     pub(super) lock_pages: bool,
     pub(super) priority: ThreadPriority,
+    pub(super) group: Option<String>,
+    pub(super) weight: u32,
 }
 
 impl Default for ManagerBuilder {
@@ -88,6 +90,8 @@ impl Default for ManagerBuilder {
             lazy_delay: LAZY_DELAY,
             lock_pages: false,
             priority: ThreadPriority::default(),
+            group: None,
+            weight: 1,
         }
     }
 }
@@ -168,8 +172,58 @@ impl ManagerBuilder {
         self
     }
 
+    /// Makes the manager a member of the group `name`: the managers, in
+    /// any processes of this user that see the same `/dev/shm` (one host or
+    /// one container), that give memory back by weighted fair share when a
+    /// signal they all feel (their cgroup, the host's `MemAvailable`, PSI)
+    /// asks for it. Its own [`limit`](Self::limit) and
+    /// [`process_limit`](Self::process_limit) still apply to it alone.
+    ///
+    /// The group's registry is `/dev/shm/discardable-group-<name>`;
+    /// [`start`](Self::start) fails with [`Error::InvalidGroupName`] for a
+    /// name outside `[A-Za-z0-9._-]{1,200}` and with
+    /// [`Error::ForeignGroupRegistry`] when another user owns that file. A
+    /// registry that cannot be used (corrupt, truncated, another version)
+    /// is no error: the manager acts alone meanwhile and counts it in
+    /// [`Stats::group_faults`](crate::Stats::group_faults).
+    ///
+    /// ```
+    /// use discardable::Manager;
+    ///
+    /// let name = format!("doc-builder-{}", std::process::id());
+    /// let m = Manager::builder().limit(64 << 20).group(&name).weight(2).start()?;
+    /// assert_eq!(m.stats().group_faults, 0);
+    /// assert!(Manager::builder().group("no/slash").start().is_err());
+    /// assert!(Manager::builder().group(&name).weight(0).start().is_err());
+    /// # drop(m);
+    /// # let _ = std::fs::remove_file(format!("/dev/shm/discardable-group-{name}"));
+    /// # Ok::<(), discardable::Error>(())
+    /// ```
+    pub fn group(mut self, name: &str) -> Self {
+        self.group = Some(name.to_owned());
+        self
+    }
+
+    /// This member's weight in its [`group`](Self::group) (default 1): under
+    /// shared pressure it keeps `weight / total weight` of what the group
+    /// may keep, or all it wants if that is less. Zero is rejected by
+    /// [`start`](Self::start) ([`Error::ZeroWeight`]); without a group it
+    /// has no effect.
+    pub fn weight(mut self, weight: u32) -> Self {
+        self.weight = weight;
+        self
+    }
+
     /// Validates the configuration and spawns the manager thread.
     pub fn start(self) -> Result<Manager, Error> {
+        if self.weight == 0 {
+            return Err(Error::ZeroWeight);
+        }
+        if let Some(name) = &self.group {
+            if !crate::group::valid_name(name) {
+                return Err(Error::InvalidGroupName(name.clone()));
+            }
+        }
         let limit = match self.limit {
             Some(0) => return Err(Error::ZeroLimit),
             Some(limit) => limit,

@@ -155,6 +155,17 @@ impl Manager {
     }
 
     pub(crate) fn start(builder: &ManagerBuilder, limit: usize) -> Result<Manager, crate::Error> {
+        #[cfg(not(loom))]
+        let group = match &builder.group {
+            None => None,
+            Some(name) => {
+                let path = crate::group::path(std::path::Path::new(crate::group::DIR), name);
+                match crate::group::Member::join(path, builder.weight) {
+                    Ok(member) => Some(parking_lot::Mutex::new(member)),
+                    Err((path, uid)) => return Err(crate::Error::ForeignGroupRegistry { path, uid }),
+                }
+            }
+        };
         let wake = Arc::new(Wake::new()?);
         let arena = Arc::new(Arena::configured(
             limit,
@@ -189,6 +200,10 @@ impl Manager {
             created_seen: std::sync::atomic::AtomicU64::new(0),
             priority: builder.priority,
             thread_priority: std::sync::atomic::AtomicU8::new(0),
+            #[cfg(not(loom))]
+            group,
+            group_faults: std::sync::atomic::AtomicU64::new(0),
+            group_published: AtomicUsize::new(0),
             #[cfg(any(test, discardable_fault_injection))]
             injected_panics: AtomicUsize::new(0),
             #[cfg(loom)]
@@ -212,7 +227,9 @@ impl Manager {
     ) -> Result<(Block, &Arc<Arena>), crate::Error> {
         let arena = self.arena();
         self.inner.core.make_room(arena, size);
-        Ok((arena.store.alloc(size, align, zeroed)?, arena))
+        let block = arena.store.alloc(size, align, zeroed)?;
+        self.inner.core.note_group_drift(arena);
+        Ok((block, arena))
     }
 
     /// The arena, after making sure the manager thread runs in this process
@@ -319,6 +336,7 @@ impl Manager {
                 2 => Some(ThreadPriority::Raised),
                 _ => Some(ThreadPriority::Realtime),
             },
+            group_faults: core.group_faults.load(Relaxed),
         }
     }
 

@@ -22,6 +22,9 @@ use crate::handle::store::Block;
 use crate::pressure::{Pressure, PressureConfig, Reading, SignalReport};
 use crate::sync::{AtomicUsize, Mutex, Ordering::Relaxed};
 
+/// How far a group member's bytes may move before its constructors wake
+/// the manager thread to publish them (`Core::note_group_drift`).
+const GROUP_DRIFT: usize = 4 << 20;
 /// Victims claimed per table-lock acquisition.
 const BATCH: usize = 64;
 /// Victims' bytes released together at most (in as few `madvise` calls as
@@ -99,6 +102,14 @@ pub(crate) struct Core {
     pub(super) priority: ThreadPriority,
     /// What it got: 0 before it started, else `1 + ThreadPriority as u8`.
     pub(super) thread_priority: std::sync::atomic::AtomicU8,
+    /// This manager's membership of a group (`ManagerBuilder::group`); the
+    /// manager thread publishes and asks for its share through it.
+    #[cfg(not(loom))]
+    pub(super) group: Option<parking_lot::Mutex<crate::group::Member>>,
+    /// Passes in which the group's registry could not be used.
+    pub(super) group_faults: std::sync::atomic::AtomicU64,
+    /// The held bytes this member last published.
+    pub(super) group_published: AtomicUsize,
     /// Fault injection: how many more manager-thread passes with work to do
     /// panic on purpose ([`Manager::__panic_next_passes`]).
     #[cfg(any(test, discardable_fault_injection))]
@@ -305,7 +316,7 @@ impl Core {
         let own = arena.held();
         let over_limit = own.saturating_sub(self.limit);
         let reading = pressure.sample_if_due(crate::alloc::strong_bytes() + own, fresh);
-        let wanted = pressure.decide(&reading).unwrap_or(0);
+        let wanted = self.group_part(arena, reading.trigger, pressure.decide(&reading).unwrap_or(0));
         #[cfg(any(test, discardable_fault_injection))]
         self.inject_panic(local, over_limit.max(wanted));
         // New allocations since the last pass: under pressure too, their
@@ -329,8 +340,90 @@ impl Core {
         let need = over_limit.max(wanted);
         // Over the limit, go on into the slack below it (`slack`).
         let want = if over_limit > 0 { need.max(over_limit + self.slack()) } else { need };
-        let (_, unoffered) = self.pass(arena, local, need, want, self.lazy_delay.is_some(), purpose);
+        let (freed, unoffered) = self.pass(arena, local, need, want, self.lazy_delay.is_some(), purpose);
+        if freed > 0 {
+            self.group_publish(arena);
+        }
         (reading, unoffered)
+    }
+
+    /// The group's part in the one decision: publishes this member's
+    /// figures (its heartbeat), and when a signal the group shares asks for
+    /// `wanted` bytes, returns this member's part of them (`group` module
+    /// docs). Without a group, for the process limit, or while the registry
+    /// cannot be used (counted in `group_faults`), `wanted` as it is.
+    #[cfg(not(loom))]
+    fn group_part(&self, arena: &Arena, trigger: Option<crate::pressure::Signal>, wanted: usize) -> usize {
+        use crate::pressure::Signal;
+        let Some(group) = &self.group else { return wanted };
+        let mut member = group.lock();
+        let (now, held) = (crate::os::monotonic_ms(), arena.held() as u64);
+        let mut result = self.publish_locked(&mut member, arena, now, held);
+        let mut part = wanted;
+        if wanted > 0
+            && matches!(trigger, Some(Signal::CgroupV1 | Signal::CgroupV2 | Signal::MemAvailable | Signal::Psi))
+        {
+            result = result.and_then(|()| member.give_back(now, wanted as u64, held)).map(|mine| {
+                part = mine as usize;
+            });
+        }
+        if result.is_err() {
+            self.group_faults.fetch_add(1, Relaxed);
+        }
+        part
+    }
+
+    /// Publishes this member's figures now (after a pass, so the others
+    /// see what it holds once it gave back); a fault is counted.
+    #[cfg(not(loom))]
+    fn group_publish(&self, arena: &Arena) {
+        let Some(group) = &self.group else { return };
+        let mut member = group.lock();
+        if self.publish_locked(&mut member, arena, crate::os::monotonic_ms(), arena.held() as u64).is_err() {
+            self.group_faults.fetch_add(1, Relaxed);
+        }
+    }
+
+    #[cfg(not(loom))]
+    fn publish_locked(
+        &self,
+        member: &mut crate::group::Member,
+        arena: &Arena,
+        now: u64,
+        held: u64,
+    ) -> Result<(), crate::group::Fault> {
+        let discarded = arena.counters.discarded_bytes.load(Relaxed);
+        member.publish(now, held, self.pinned_bytes.load(Relaxed) as u64, discarded)?;
+        self.group_published.store(held as usize, Relaxed);
+        Ok(())
+    }
+
+    /// A constructor's check (never the global allocator's path): when the
+    /// bytes held moved by [`GROUP_DRIFT`] since the last publication, wake
+    /// the manager thread to publish, so the others' shares are computed
+    /// from figures at most that stale.
+    pub(super) fn note_group_drift(&self, arena: &Arena) {
+        if self.in_group() && arena.held().abs_diff(self.group_published.load(Relaxed)) >= GROUP_DRIFT {
+            arena.wake.request();
+        }
+    }
+
+    /// Loom models have no group.
+    #[cfg(loom)]
+    fn group_part(&self, _: &Arena, _: Option<crate::pressure::Signal>, wanted: usize) -> usize {
+        wanted
+    }
+
+    #[cfg(loom)]
+    fn group_publish(&self, _: &Arena) {}
+
+    /// Whether this manager is a member of a group (its thread then wakes
+    /// at least every heartbeat).
+    pub(super) fn in_group(&self) -> bool {
+        #[cfg(not(loom))]
+        return self.group.is_some();
+        #[cfg(loom)]
+        false
     }
 
     /// Fault injection: if a panic was requested and this pass has
@@ -386,6 +479,8 @@ impl Core {
             created_seen: std::sync::atomic::AtomicU64::new(0),
             priority: ThreadPriority::Normal,
             thread_priority: std::sync::atomic::AtomicU8::new(0),
+            group_faults: std::sync::atomic::AtomicU64::new(0),
+            group_published: AtomicUsize::new(0),
             #[cfg(any(test, discardable_fault_injection))]
             injected_panics: AtomicUsize::new(0),
             probe,

@@ -81,6 +81,12 @@ pub struct Stats {
     /// [`ManagerBuilder::priority`](crate::ManagerBuilder::priority) asked
     /// for, or less where the OS refused); `None` before the thread started.
     pub thread_priority: Option<ThreadPriority>,
+    /// Group members ([`ManagerBuilder::group`](crate::ManagerBuilder::group)):
+    /// passes in which the group's registry could not be used (it could not
+    /// be opened, was truncated, corrupt, of another version, full, or
+    /// written by a hostile process) and the manager acted alone. Zero
+    /// for a manager outside any group.
+    pub group_faults: u64,
 }
 
 impl Stats {

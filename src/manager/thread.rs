@@ -148,6 +148,11 @@ fn step(
     crate::alloc::direct_reclaim_done();
     timers.retry = over.then(|| timers.retry.map_or(RETRY_MIN, |r| (r * 2).min(RETRY_MAX)));
     timers.poll = pressure.poll_interval(&reading);
+    // A group member renews its heartbeat at least once a second.
+    if core.in_group() {
+        let beat = Duration::from_millis(crate::group::HEARTBEAT_MS);
+        timers.poll = Some(timers.poll.map_or(beat, |p| p.min(beat)));
+    }
     // Discard notices a sink could not apply yet (a shard was busy): retry
     // within 10 ms, so dead keys leave even if the cache gets no calls.
     if core.sinks_pending.load(Relaxed) {

@@ -1,8 +1,9 @@
 //! The platform layer: every system call the crate makes.
 //!
 //! Owns: mapping and unmapping address space, `madvise`, the page size,
-//! physical memory size, and raw reads of small `/proc` and `/sys` files into
-//! caller-provided buffers. All FFI `unsafe` of the crate lives below this
+//! physical memory size, raw reads of small `/proc` and `/sys` files into
+//! caller-provided buffers, and the group registry's shared-memory file
+//! (`shm.rs`: exclusive creation, owner checks, `MAP_SHARED`). All FFI `unsafe` of the crate lives below this
 //! module, in the spirit of mimalloc's `prim.h`: each function states its
 //! contract (preconditions and what the result means) before its body.
 //!
@@ -14,11 +15,15 @@ mod events;
 #[cfg(discardable_fault_injection)]
 pub mod faults;
 mod linux;
+#[cfg(not(loom))]
+mod shm;
 mod thread;
 
 #[allow(unused_imports)]
 pub(crate) use events::*;
 pub(crate) use linux::*;
+#[cfg(not(loom))]
+pub(crate) use shm::*;
 #[allow(unused_imports)]
 pub(crate) use thread::*;
 

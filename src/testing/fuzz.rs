@@ -67,3 +67,56 @@ impl Replacer {
         self.0.len() == 0
     }
 }
+
+/// The group registry's size in bytes.
+pub const GROUP_REGISTRY_BYTES: usize = crate::group::slot_bytes();
+
+/// A valid group registry header (its first 64 bytes).
+pub fn group_header() -> [u8; 64] {
+    crate::group::header_bytes()
+}
+
+/// One member as the group reader returned it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupMember {
+    /// Its slot.
+    pub slot: usize,
+    /// Its weight.
+    pub weight: u32,
+    /// Bytes held.
+    pub held: u64,
+    /// Bytes pinned.
+    pub pinned: u64,
+    /// Demand.
+    pub demand: u64,
+}
+
+/// The validated reader (`group::view::members`) over `bytes` as a
+/// registry at `now` (ms): the live members, or the fault's text.
+pub fn group_members_of_bytes(bytes: &[u8], now: u64) -> Result<Vec<GroupMember>, String> {
+    crate::group::members_of_bytes(bytes, now)
+        .map(|v| {
+            v.into_iter()
+                .map(|m| GroupMember {
+                    slot: m.slot,
+                    weight: m.weight,
+                    held: m.held,
+                    pinned: m.pinned,
+                    demand: m.demand,
+                })
+                .collect()
+        })
+        .map_err(|f| f.to_string())
+}
+
+/// `group::share::shares` of `keep` over `(weight, demand, floor)` rows.
+pub fn group_shares(keep: u64, members: &[(u64, u64, u64)]) -> Vec<u64> {
+    let c: Vec<_> =
+        members.iter().map(|&(weight, demand, floor)| crate::group::Claimant { weight, demand, floor }).collect();
+    crate::group::shares(keep, &c)
+}
+
+/// `group::share::give_back`.
+pub fn group_give_back(shed: u64, held: &[u64], share: &[u64]) -> Vec<u64> {
+    crate::group::give_back(shed, held, share)
+}

@@ -411,3 +411,59 @@ pub mod pages {
     }
 }
 pub use crate::alloc::model::{ClassSpans, Listed, SpanView, ACTIVE, PARKED, STOLEN};
+
+/// One group registry slot (src/group/slot.rs), the shipped slot
+/// protocol, in loom's atomics: claims, publications with their seqlock,
+/// and reads. Every field a publication writes is the same `value`, so a
+/// model sees at once whether a read mixed two publications.
+#[derive(Debug)]
+pub struct GroupSlot(crate::group::Slot);
+
+/// A hold on a [`GroupSlot`].
+#[derive(Debug, Clone, Copy)]
+pub struct GroupHold(crate::group::Hold);
+
+impl Default for GroupSlot {
+    fn default() -> Self {
+        Self(crate::group::Slot::new())
+    }
+}
+
+impl GroupSlot {
+    /// `Slot::try_claim`: claims the slot for `tag` at `now` (ms) if it
+    /// is free or its heartbeat older than the lease.
+    pub fn try_claim(&self, tag: u32, now: u64) -> Option<GroupHold> {
+        self.0.try_claim(tag, now).map(GroupHold)
+    }
+
+    /// `Slot::publish` of figures whose every field is `value`; `false` if
+    /// the slot was taken from the hold.
+    pub fn publish(&self, hold: &mut GroupHold, value: u64, now: u64) -> bool {
+        let f = crate::group::Figures {
+            pid: value,
+            weight: value,
+            held: value,
+            pinned: value,
+            demand: value,
+            share: value,
+            reclaims: value,
+        };
+        self.0.publish(&mut hold.0, &f, now)
+    }
+
+    /// `Slot::release`.
+    pub fn release(&self, hold: GroupHold) {
+        self.0.release(hold.0);
+    }
+
+    /// `Slot::read`: the holder's tag and heartbeat and the seven fields of
+    /// one publication, or `None` (free, being written, changed while read).
+    pub fn read(&self) -> Option<(u32, u64, [u64; 7])> {
+        self.0
+            .read()
+            .map(|(c, f)| (c.tag, c.heartbeat, [f.pid, f.weight, f.held, f.pinned, f.demand, f.share, f.reclaims]))
+    }
+
+    /// The lease, in ms.
+    pub const LEASE_MS: u64 = crate::group::LEASE_MS;
+}
