@@ -265,11 +265,21 @@ impl Member {
 
     /// How many of the `shed` bytes the group must give back are this
     /// member's, holding `held` now; the rest is the others' (module docs of
-    /// `share.rs`). Needs a published slot.
-    pub(crate) fn give_back(&mut self, now: u64, shed: u64, held: u64) -> Result<u64, Fault> {
+    /// `share.rs`). Only the members whose process `feels` the signal (a
+    /// cgroup they are in, the host) take part: a signal only this member
+    /// feels, such as a cgroup only it is in, is its alone. Needs a
+    /// published slot.
+    pub(crate) fn give_back(
+        &mut self,
+        now: u64,
+        shed: u64,
+        held: u64,
+        feels: &dyn Fn(u32) -> bool,
+    ) -> Result<u64, Fault> {
         let Some((mine, _)) = self.hold else { return Err(Fault::Lost) };
         let layout = self.registry(now)?.layout()?;
         let mut members: Vec<MemberView> = view::members(layout, now)?;
+        members.retain(|m| m.slot == mine || feels(m.pid));
         let me = members.iter().position(|m| m.slot == mine).ok_or(Fault::Lost)?;
         // Our own figures are fresher than what we last published.
         members[me].held = held;
@@ -347,14 +357,16 @@ mod tests {
         a.publish(now, 400, 0, 0).unwrap();
         b.publish(now, 400, 0, 0).unwrap();
         // Keep 400 of 800: shares 100 and 300, so a gives 300 and b 100.
-        assert_eq!(a.give_back(now, 400, 400), Ok(300));
-        assert_eq!(b.give_back(now, 400, 400), Ok(100));
+        assert_eq!(a.give_back(now, 400, 400, &|_| true), Ok(300));
+        assert_eq!(b.give_back(now, 400, 400, &|_| true), Ok(100));
         assert_eq!((a.share, b.share), (100, 300));
         let seen = read(&p).unwrap();
         assert_eq!(seen.iter().map(|m| (m.weight, m.held)).collect::<Vec<_>>(), vec![(1, 400), (3, 400)]);
+        // A signal b does not feel (a cgroup only a is in) is a's alone.
+        assert_eq!(a.give_back(now, 400, 400, &|_| false), Ok(400));
         drop(b);
         // b's slot is free at once; a alone gives back everything asked.
-        assert_eq!(a.give_back(now, 400, 400), Ok(400));
+        assert_eq!(a.give_back(now, 400, 400, &|_| true), Ok(400));
         std::fs::remove_file(&p).unwrap();
     }
 
@@ -366,8 +378,8 @@ mod tests {
         let now = os::monotonic_ms();
         small.publish(now, 50, 0, 0).unwrap();
         big.publish(now, 500, 0, 0).unwrap();
-        assert_eq!(small.give_back(now, 200, 50), Ok(0));
-        assert_eq!(big.give_back(now, 200, 500), Ok(200));
+        assert_eq!(small.give_back(now, 200, 50, &|_| true), Ok(0));
+        assert_eq!(big.give_back(now, 200, 500, &|_| true), Ok(200));
         std::fs::remove_file(&p).unwrap();
     }
 
@@ -392,10 +404,10 @@ mod tests {
         bytes[8] = 9; // version 9
         std::fs::write(&p, &bytes).unwrap();
         assert_eq!(m.publish(now, 10, 0, 0), Err(Fault::Version(9)));
-        assert_eq!(m.give_back(now, 5, 10), Err(Fault::Version(9)));
+        assert_eq!(m.give_back(now, 5, 10, &|_| true), Err(Fault::Version(9)));
         std::fs::OpenOptions::new().write(true).open(&p).unwrap().set_len(100).unwrap();
         assert_eq!(m.publish(now, 10, 0, 0), Err(Fault::Truncated { size: 100 }));
-        assert_eq!(m.give_back(now, 5, 10), Err(Fault::Truncated { size: 100 }));
+        assert_eq!(m.give_back(now, 5, 10, &|_| true), Err(Fault::Truncated { size: 100 }));
         std::fs::remove_file(&p).unwrap();
     }
 

@@ -316,7 +316,8 @@ impl Core {
         let own = arena.held();
         let over_limit = own.saturating_sub(self.limit);
         let reading = pressure.sample_if_due(crate::alloc::strong_bytes() + own, fresh);
-        let wanted = self.group_part(arena, reading.trigger, pressure.decide(&reading).unwrap_or(0));
+        let decided = pressure.decide(&reading).unwrap_or(0);
+        let wanted = self.group_part(arena, pressure, reading.trigger, decided);
         #[cfg(any(test, discardable_fault_injection))]
         self.inject_panic(local, over_limit.max(wanted));
         // New allocations since the last pass: under pressure too, their
@@ -353,7 +354,13 @@ impl Core {
     /// docs). Without a group, for the process limit, or while the registry
     /// cannot be used (counted in `group_faults`), `wanted` as it is.
     #[cfg(not(loom))]
-    fn group_part(&self, arena: &Arena, trigger: Option<crate::pressure::Signal>, wanted: usize) -> usize {
+    fn group_part(
+        &self,
+        arena: &Arena,
+        pressure: &Pressure,
+        trigger: Option<crate::pressure::Signal>,
+        wanted: usize,
+    ) -> usize {
         use crate::pressure::Signal;
         let Some(group) = &self.group else { return wanted };
         let mut member = group.lock();
@@ -363,9 +370,13 @@ impl Core {
         if wanted > 0
             && matches!(trigger, Some(Signal::CgroupV1 | Signal::CgroupV2 | Signal::MemAvailable | Signal::Psi))
         {
-            result = result.and_then(|()| member.give_back(now, wanted as u64, held)).map(|mine| {
-                part = mine as usize;
-            });
+            result = result
+                .and_then(|()| {
+                    member.give_back(now, wanted as u64, held, &|pid| pressure.shares_trigger(trigger, u64::from(pid)))
+                })
+                .map(|mine| {
+                    part = mine as usize;
+                });
         }
         if result.is_err() {
             self.group_faults.fetch_add(1, Relaxed);
@@ -410,7 +421,7 @@ impl Core {
 
     /// Loom models have no group.
     #[cfg(loom)]
-    fn group_part(&self, _: &Arena, _: Option<crate::pressure::Signal>, wanted: usize) -> usize {
+    fn group_part(&self, _: &Arena, _: &Pressure, _: Option<crate::pressure::Signal>, wanted: usize) -> usize {
         wanted
     }
 

@@ -250,6 +250,8 @@ pub(crate) struct Found {
     pub(crate) levels: Vec<Level>,
     /// When nothing was found: where it looked and why it failed.
     pub(crate) fault: Option<(PathBuf, FileFault)>,
+    /// The process's path in this hierarchy, from `/proc/self/cgroup`.
+    pub(crate) path: Option<String>,
 }
 
 /// Candidate directories for `path` under `mount`: the path itself, then
@@ -295,10 +297,11 @@ pub(crate) fn discover(root: &Path) -> Result<(Found, Found), FileFault> {
     let proc_cgroup = c_path(root, "proc/self/cgroup").ok_or(FileFault::format("path with NUL"))?;
     let text = read_text(&proc_cgroup, "/proc/self/cgroup", &mut buf)?.to_owned();
     let (v2_path, v1_path) = parse_proc_cgroup(&text);
-    let v1 = match v1_path {
+    let mut v1 = match v1_path {
         Some(path) => find(Version::V1, &root.join(V1_MOUNT), path, &mut buf),
         None => Found::default(),
     };
+    v1.path = v1_path.map(str::to_owned);
     let mut v2 = Found::default();
     if let Some(path) = v2_path {
         for mount in V2_MOUNTS {
@@ -312,7 +315,31 @@ pub(crate) fn discover(root: &Path) -> Result<(Found, Found), FileFault> {
             }
         }
     }
+    v2.path = v2_path.map(str::to_owned);
     Ok((v1, v2))
+}
+
+/// Whether the process `pid` (as `root/proc/<pid>/cgroup` names its
+/// cgroups) is inside the cgroup that is `up` levels above `own`, this
+/// process's own `version` cgroup path from `/proc/self/cgroup`: so that
+/// a limit on that cgroup is its limit too. `None` when its file cannot be
+/// read or names no such cgroup (it exited, or lives in another pid or
+/// cgroup namespace). Both paths come from one namespace's view, so
+/// comparing them needs no mount point.
+#[cfg_attr(loom, allow(dead_code))] // groups (not under loom) ask
+pub(crate) fn shares_cgroup(root: &Path, pid: u64, version: Version, own: &str, up: usize) -> Option<bool> {
+    let mut buf = [0u8; 4096];
+    let file = c_path(root, &format!("proc/{pid}/cgroup"))?;
+    let text = read_text(&file, "/proc/<pid>/cgroup", &mut buf).ok()?;
+    let (v2, v1) = parse_proc_cgroup(text);
+    let theirs = match version {
+        Version::V1 => v1,
+        Version::V2 => v2,
+    }?;
+    let own: Vec<&str> = own.split('/').filter(|p| !p.is_empty()).collect();
+    let scope = &own[..own.len().saturating_sub(up)];
+    let mut theirs = theirs.split('/').filter(|p| !p.is_empty());
+    Some(scope.iter().all(|part| theirs.next() == Some(*part)))
 }
 
 /// The smallest memory limit of this process's cgroups, if any is set.

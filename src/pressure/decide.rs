@@ -79,18 +79,19 @@ impl Pressure {
         let (grown, shrunk) =
             (process_bytes.saturating_sub(self.files_bytes), self.files_bytes.saturating_sub(process_bytes));
         let moved = |usage: usize| usage.saturating_add(grown).saturating_sub(shrunk);
-        let mut best: Option<(Signal, usize, usize)> = None;
-        let mut consider = |signal, usage, limit| {
-            if best.is_none_or(|(_, u, l)| tighter((usage, limit), (u, l))) {
-                best = Some((signal, usage, limit));
+        // The tightest signal, and for a cgroup, the index of its level.
+        let mut best: Option<(Signal, usize, usize, Option<usize>)> = None;
+        let mut consider = |signal, usage, limit, group| {
+            if best.is_none_or(|(_, u, l, _)| tighter((usage, limit), (u, l))) {
+                best = Some((signal, usage, limit, group));
             }
         };
         if let Some(limit) = self.process_limit {
-            consider(Signal::ProcessLimit, process_bytes, limit);
+            consider(Signal::ProcessLimit, process_bytes, limit, None);
         }
-        for g in &self.groups {
+        for (i, g) in self.groups.iter().enumerate() {
             if let Some((usage, limit)) = g.level.usage_and_limit() {
-                consider(g.level.version.signal(), moved(usage), limit);
+                consider(g.level.version.signal(), moved(usage), limit, Some(i));
             }
         }
         // Whether the host itself is short of memory (usage past the low
@@ -100,7 +101,7 @@ impl Pressure {
             let (usage, limit) = info.usage_and_limit();
             let usage = moved(usage);
             host_tight = usage >= self.marks.low_mark(limit);
-            consider(Signal::MemAvailable, usage, limit);
+            consider(Signal::MemAvailable, usage, limit, None);
         }
         // The host's PSI file reports stalls anywhere on the machine (another
         // group at its limit); act on it only when the host is short too. A
@@ -113,17 +114,45 @@ impl Pressure {
                 && psi.last_stall.is_none_or(|t| now.duration_since(t) >= psi.window());
             if (psi.pending || polled_stall) && process_bytes > 0 && (own_psi || host_tight) {
                 psi.last_stall = Some(now);
-                consider(Signal::Psi, process_bytes, process_bytes);
+                consider(Signal::Psi, process_bytes, process_bytes, None);
             }
             psi.pending = false;
         }
+        self.trigger_group = best.and_then(|b| b.3);
         match best {
-            Some((signal, usage, limit)) => {
+            Some((signal, usage, limit, _)) => {
                 Reading { limit, usage, headroom: limit.saturating_sub(usage), trigger: Some(signal) }
             }
             None => {
                 Reading { limit: usize::MAX, usage: process_bytes, headroom: usize::MAX - process_bytes, trigger: None }
             }
+        }
+    }
+
+    /// Whether the process `pid` feels `trigger` (the last reading's) as
+    /// this one does, so that a group of managers may share it out
+    /// (`group` module): a host-wide signal (`MemAvailable`, PSI) always;
+    /// a cgroup if `pid` is inside the triggering cgroup (its own group or
+    /// a descendant); the process limit never. When it cannot be told
+    /// (`pid` gone, another namespace), `true`: the group shares as if
+    /// all members felt it.
+    #[cfg_attr(loom, allow(dead_code))] // groups (not under loom) ask
+    pub(crate) fn shares_trigger(&self, trigger: Option<Signal>, pid: u64) -> bool {
+        match trigger {
+            Some(Signal::MemAvailable | Signal::Psi) => true,
+            Some(Signal::CgroupV1 | Signal::CgroupV2) => {
+                let Some(g) = self.trigger_group.and_then(|i| self.groups.get(i)) else { return true };
+                let version = g.level.version;
+                let Some(own) = self.groups.iter().find(|o| o.level.version == version) else { return true };
+                let up = own.level.dir.components().count().saturating_sub(g.level.dir.components().count());
+                let own_path = match version {
+                    Version::V1 => &self.cgroup_paths[0],
+                    Version::V2 => &self.cgroup_paths[1],
+                };
+                let Some(own_path) = own_path else { return true };
+                super::cgroup::shares_cgroup(&self.proc_root, pid, version, own_path, up).unwrap_or(true)
+            }
+            Some(Signal::ProcessLimit) | None => false,
         }
     }
 

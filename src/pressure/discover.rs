@@ -36,6 +36,9 @@ impl Pressure {
             refresh: false,
             files_at: None,
             files_bytes: 0,
+            trigger_group: None,
+            cgroup_paths: [None, None],
+            proc_root: root.to_path_buf(),
         };
         match cgroup::discover(root) {
             Ok((v1, v2)) => {
@@ -54,6 +57,7 @@ impl Pressure {
                     arm_fault: None,
                     read_at: None,
                 };
+                p.cgroup_paths = [v1.path, v2.path];
                 p.groups.extend(v1.levels.into_iter().chain(v2.levels).map(group));
             }
             Err(fault) => {

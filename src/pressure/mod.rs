@@ -209,6 +209,13 @@ pub(crate) struct Pressure {
     /// The process's bytes at that sample: usages read from files are
     /// moved by how much they changed since (INV-4).
     files_bytes: usize,
+    /// The index in `groups` of the last reading's trigger, if a cgroup.
+    trigger_group: Option<usize>,
+    /// The process's v1 memory and v2 cgroup paths (`/proc/self/cgroup`).
+    cgroup_paths: [Option<String>; 2],
+    /// Where `/proc` and `/sys` are (`/`, or a test's fake tree).
+    #[cfg_attr(loom, allow(dead_code))] // groups (not under loom) ask
+    proc_root: std::path::PathBuf,
 }
 
 /// How often a file that cannot trigger anything by itself (an unlimited

@@ -195,6 +195,33 @@ fn the_tightest_signal_triggers() {
     assert_eq!((process.last_reading, process.limit), (Some(60 * MIB as u64), Some(100 * MIB as u64)));
 }
 
+#[test]
+fn a_cgroup_trigger_is_shared_only_by_processes_inside_that_cgroup() {
+    let t = v2_tree();
+    // Peers: one in our own group, one in a child of it, one in a sibling
+    // under the same parent, one at the root, one whose file is gone.
+    t.write("proc/101/cgroup", "0::/app.slice/svc\n");
+    t.write("proc/102/cgroup", "0::/app.slice/svc/worker\n");
+    t.write("proc/103/cgroup", "0::/app.slice/other\n");
+    t.write("proc/104/cgroup", "0::/\n");
+    let mut p = Pressure::discover(t.config());
+    // Our own group (500 of 1000 MiB, net of inactive) is the tightest.
+    let r = p.sample(10 * MIB);
+    assert_eq!(r.trigger, Some(Signal::CgroupV2));
+    let feels = |p: &Pressure, pid| p.shares_trigger(r.trigger, pid);
+    assert!(feels(&p, 101) && feels(&p, 102), "the group itself and its child feel its limit");
+    assert!(!feels(&p, 103) && !feels(&p, 104), "a sibling and the root do not");
+    assert!(feels(&p, 105), "a peer that cannot be told apart shares, as before");
+    // The parent (app.slice) at 95 %: the sibling is inside it now.
+    t.write("sys/fs/cgroup/app.slice/memory.current", format!("{}\n", 3800 * MIB));
+    let r = p.sample(10 * MIB);
+    assert_eq!((r.trigger, r.limit), (Some(Signal::CgroupV2), 4000 * MIB));
+    assert!(p.shares_trigger(r.trigger, 103) && !p.shares_trigger(r.trigger, 104));
+    // Host signals are everyone's; the process limit is nobody else's.
+    assert!(p.shares_trigger(Some(Signal::MemAvailable), 104) && p.shares_trigger(Some(Signal::Psi), 104));
+    assert!(!p.shares_trigger(Some(Signal::ProcessLimit), 101) && !p.shares_trigger(None, 101));
+}
+
 const V1: &str = "sys/fs/cgroup/memory/docker/abc";
 
 /// A hybrid host: memory on v1 at `/docker/abc`, cgroup2 without memory.
