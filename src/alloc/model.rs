@@ -69,8 +69,7 @@ pub struct SpanView {
     pub remote: u32,
     /// Remote freers in flight.
     pub inflight: u32,
-    /// The count of the remote list's word (blocks pushed onto it since it
-    /// was flagged; 0 while unflagged).
+    /// The count of the remote list's word (the blocks on it).
     pub pending: u32,
     /// Whether the remote list's word carries the parked flag.
     pub flagged: bool,

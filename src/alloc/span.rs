@@ -43,15 +43,14 @@
 //!   CAS is its last access, and what any release needs first (the owner's
 //!   swap that takes its block, or a thief's read of the count its push
 //!   raised) synchronises with it.
-//! - INV-6: a push onto a flagged word raises the word's count in the same
-//!   CAS, so the count is exactly the number of blocks on the flagged list,
-//!   which was empty when the flag was set: the blocks freed remotely since
-//!   the park. Only two pushes onto a flagged word need the header after
+//! - INV-6: every push raises the word's count in the same CAS, and only
+//!   the swap that takes the list resets it, so the count is exactly the
+//!   list's length; on a flagged word (whose list was empty when the flag
+//!   was set) it is the blocks freed remotely since the park. Only two pushes onto a flagged word need the header after
 //!   it, and each knows it from the word it pushes onto: the first (count
 //!   0), which tells the owner (the flag stays up until the owner collects,
 //!   so no later push need), and one whose count may reach `parked_used`,
-//!   which may steal the span (INV-4). Pushes onto an unflagged word keep
-//!   the count 0.
+//!   which may steal the span (INV-4).
 //!
 //! Under `cfg(loom)` the header's atomics are loom's and the header carries
 //! two model cells (`released`, `discarded`), so `loom-tests/`
@@ -82,7 +81,8 @@ use crate::page_heap;
 /// Blocks are 8-byte aligned, so the bit is never part of a block's
 /// address.
 pub(crate) const TF_PARKED: usize = 1;
-/// Where a `thread_free` word's count starts: above every user-space
+/// Where a `thread_free` word's count (of the blocks on its list) starts:
+/// above every user-space
 /// address (47 bits on x86-64 Linux, 48 on AArch64 without a high mmap
 /// hint; `new_span` refuses a span above).
 pub(crate) const TF_COUNT_SHIFT: u32 = 48;
@@ -424,22 +424,25 @@ impl Span {
         if head.is_null() {
             return 0;
         }
+        let n = word_count(word);
         // SAFETY: blocks on the list were handed out from this span and
-        // freed; the owner may now relink them (INV-1). The walk only reads
-        // each block's link (to count them and find the tail), and one
-        // write splices the whole list onto `free`.
+        // freed; the owner may now relink them (INV-1). The word's count is
+        // the list's length (INV-6), so the list is taken whole without a
+        // walk (each block's link a cache miss: the freer wrote it) unless
+        // `free` must be spliced on behind it.
         unsafe {
-            let mut n = 1;
-            let mut tail = head;
-            while !(*tail).next.is_null() {
-                tail = (*tail).next;
-                n += 1;
+            let local = (*span).free;
+            if !local.is_null() {
+                let mut tail = head;
+                while !(*tail).next.is_null() {
+                    tail = (*tail).next;
+                }
+                (*tail).next = local;
             }
-            (*tail).next = (*span).free;
             (*span).free = head;
             (*span).used -= n;
-            n
         }
+        n
     }
 
     /// Whether remotely freed blocks wait on `thread_free`.
@@ -513,15 +516,12 @@ impl Span {
             // worst, never a wrong one).
             let mut word = (*span).thread_free.load(Acquire);
             loop {
-                let new = if word.addr() & TF_PARKED == 0 {
-                    block
-                } else {
-                    let count = word_count(word);
-                    if count == 0 || count + 1 >= (*span).parked_used.load(Relaxed) {
-                        return false;
-                    }
-                    block.map_addr(|a| a | TF_PARKED | ((count as usize + 1) << TF_COUNT_SHIFT))
-                };
+                let count = word_count(word);
+                let flag = word.addr() & TF_PARKED;
+                if flag != 0 && (count == 0 || count + 1 >= (*span).parked_used.load(Relaxed)) {
+                    return false;
+                }
+                let new = block.map_addr(|a| a | flag | ((count as usize + 1) << TF_COUNT_SHIFT));
                 (*block).next = untagged(word);
                 // Release: whoever takes the block (the owner's swap) or
                 // reads the count it raised (a thief) sees its contents and
@@ -535,9 +535,9 @@ impl Span {
     }
 
     /// Pushes `block` onto the span's remote free list whatever its word
-    /// (the slow path, counted in flight). Onto a flagged word it raises the
-    /// count (INV-6) and returns whether the list was empty (the first
-    /// push since the park); onto an unflagged word, `None`.
+    /// (the slow path, counted in flight), raising the word's count
+    /// (INV-6). Onto a flagged word it returns whether the list was empty
+    /// (the first push since the park); onto an unflagged word, `None`.
     ///
     /// # Safety
     ///
@@ -549,7 +549,7 @@ impl Span {
             let mut word = (*span).thread_free.load(Relaxed);
             loop {
                 let flagged = word.addr() & TF_PARKED != 0;
-                let tag = if flagged { TF_PARKED | ((word_count(word) as usize + 1) << TF_COUNT_SHIFT) } else { 0 };
+                let tag = (word.addr() & TF_PARKED) | ((word_count(word) as usize + 1) << TF_COUNT_SHIFT);
                 (*block).next = untagged(word);
                 // AcqRel: Release as in the fast path; Acquire pairs with
                 // the owner's `flag_parked`, so a flagged push sees the
