@@ -34,7 +34,9 @@ use crate::page_heap;
 /// # Safety
 ///
 /// `block` must be a live block handed out from `span`.
-#[inline(always)]
+// Not inlined: the local free, which inlines into every entry point, stays
+// small (the remote one is a cache miss or two anyway).
+#[inline(never)]
 pub(super) unsafe fn free_remote(span: *mut Span, block: *mut Block) {
     // SAFETY: the span outlives its live blocks, and stays unreleased until
     // our last access to its header (span INV-5).
