@@ -13,6 +13,8 @@
 #    - `--cfg discardable_broken_inflight`: a remote freer leaves
 #      `remote_inflight` right after its push, before its last access to the
 #      span header.
+#    - `--cfg discardable_broken_park`: the owner flags a parking span's
+#      remote list whatever it holds, stranding a block pushed just before.
 #    - `--cfg discardable_broken_adopt`: the abandoned set collects a stolen
 #      span's lists (which its thief gave back to the OS).
 #    - `--cfg discardable_broken_restore`: a failed lazy offer restores the
@@ -79,6 +81,8 @@ reject discardable_broken_epoch broken_epoch_guard_is_rejected \
     "Causality violation|header read after its free"
 reject discardable_broken_inflight broken_inflight_is_rejected \
     "Causality violation|a remote freer touched a released span"
+reject discardable_broken_park broken_park_is_rejected \
+    "Causality violation|a remote free was stranded on a parked span"
 reject discardable_broken_adopt broken_adopt_is_rejected \
     "Causality violation|the owner collected a stolen span"
 reject discardable_broken_restore broken_restore_is_rejected \

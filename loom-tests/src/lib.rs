@@ -52,8 +52,12 @@
 //!   (`table::last_handle_dropped_while_the_manager_scans` must fail);
 //! - `--cfg discardable_broken_inflight`: the remote freer leaves
 //!   `remote_inflight` right after its push, before its last header access
-//!   (`remote_free::owner_collects_while_the_last_block_is_freed_remotely`
+//!   (`remote_free::owner_takes_back_a_parked_span_while_a_block_is_freed_remotely`
 //!   must fail);
+//! - `--cfg discardable_broken_park`: the owner flags a parking span's remote
+//!   list whatever it holds
+//!   (`remote_free::owner_parks_while_the_last_block_is_freed_remotely` must
+//!   fail);
 //! - `--cfg discardable_broken_adopt`: the abandoned set collects stolen
 //!   spans too (`abandon::thread_exits_while_its_parked_span_empties` must
 //!   fail);

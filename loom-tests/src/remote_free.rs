@@ -1,6 +1,8 @@
 //! Models of the allocator's remote-free protocol (src/alloc/span.rs INV-4,
-//! INV-5, and the remote branch of `heap::free_from`, which `thread::free`
-//! calls).
+//! INV-5, INV-6, and the remote branch of `heap::free_from`, which
+//! `thread::free` calls): the quiet push (one CAS, the freer's last access)
+//! onto an active span, the flagged push onto a parked one, and the owner's
+//! park, which flags the remote list only while it is empty.
 //!
 //! The spans and the heap are the shipped ones, built in model memory by
 //! [`ClassSpans`], whose header atomics (and the heap's `full_pending`) are
@@ -22,10 +24,12 @@ use crate::harness::{self, Outcomes};
 
 /// Span 0 holds one block, handed out; a remote thread frees it while the
 /// owner makes span 1 current, which collects span 0 and releases it if it
-/// is empty and no remote freer is in flight (span INV-5). The release must
-/// follow the freer's last access to the header, and no block is lost.
+/// is empty and no remote freer is in flight (span INV-5). The span is
+/// active, so the free is a quiet push, never in flight: a collected span
+/// is released at once, and the release follows the freer's push (its last
+/// access to the header). No block is lost.
 pub fn owner_collects_while_the_last_block_is_freed_remotely() {
-    let outcomes = Outcomes::new(&["released", "collected, the freer still in flight", "collected nothing"]);
+    let outcomes = Outcomes::new(&["released", "collected nothing"]);
     let seen = std::sync::Arc::clone(&outcomes);
     harness::check("owner collects while the last block is freed remotely", 3, move || {
         let spans = Arc::new(ClassSpans::new(1, &[(1, 1), (1, 0)]));
@@ -37,18 +41,17 @@ pub fn owner_collects_while_the_last_block_is_freed_remotely() {
         freer.join().unwrap();
         let after = spans.view(0);
         assert_eq!(after.inflight, 0, "a remote freer never left");
+        assert!(!after.flagged, "an active span's word was flagged: {after:?}");
+        assert_eq!(after.pending, after.remote, "the word's count is off: {after:?}");
         if v.released {
             seen.saw(0);
             assert_eq!(after.listed, Listed::Nowhere, "a released span is still listed");
             assert_eq!(after.used, 0, "a span was released with a live block");
         } else {
-            seen.saw(if v.used == 0 { 1 } else { 2 });
+            seen.saw(1);
+            assert_eq!(v.used, 1, "an empty, quiet span was collected but kept: {v:?}");
             assert_eq!(after.listed, Listed::Current(0), "an unreleased span left the current list");
-            assert!(
-                (after.used, after.free, after.remote) == (0, 1, 0)
-                    || (after.used, after.free, after.remote) == (1, 0, 1),
-                "the freed block was lost: {after:?}"
-            );
+            assert_eq!((after.used, after.free, after.remote), (1, 0, 1), "the freed block was lost: {after:?}");
         }
     });
     outcomes.assert_all_seen();
@@ -76,6 +79,7 @@ pub fn owner_parks_while_the_last_block_is_freed_remotely() {
         let v: SpanView = spans.view(0);
         assert_eq!(v.inflight, 0, "a remote freer never left");
         assert_ne!(v.kind, PARKED, "a remote free was stranded on a parked span: {v:?}");
+        assert_eq!(v.pending, v.remote, "the word's count is off: {v:?}");
         match v.kind {
             STOLEN => {
                 seen.saw(2);
@@ -87,6 +91,7 @@ pub fn owner_parks_while_the_last_block_is_freed_remotely() {
             ACTIVE => {
                 seen.saw(if parked { 1 } else { 0 });
                 assert!(!v.discarded, "an active span's pages were discarded");
+                assert!(!v.flagged && v.pending == 0, "a collected span's word is still flagged: {v:?}");
                 if let Some(block) = taken {
                     // The owner collected the freed block and handed it out.
                     assert_eq!(block, 0, "the owner handed out a block that was never freed");
@@ -103,6 +108,59 @@ pub fn owner_parks_while_the_last_block_is_freed_remotely() {
                 }
             }
             kind => panic!("unknown span kind {kind}"),
+        }
+    });
+    outcomes.assert_all_seen();
+}
+
+/// Span 0 has two blocks, both handed out, and is parked on its owner's
+/// full list (its remote list flagged). A remote thread frees block 0 (the
+/// first push onto the flagged list: in flight, it tells the owner) while
+/// the owner frees block 1 locally, which takes the span back as current
+/// without collecting it (its word stays flagged), then makes span 1
+/// current, which collects span 0 and releases it if it is empty and no
+/// remote freer is in flight. The span is never stolen (block 1 was freed
+/// locally), never released under the freer, and the word's count is
+/// exactly the flagged blocks on its list (INV-6).
+pub fn owner_takes_back_a_parked_span_while_a_block_is_freed_remotely() {
+    let outcomes = Outcomes::new(&["released", "collected, the freer still in flight", "pushed after the collect"]);
+    let seen = std::sync::Arc::clone(&outcomes);
+    harness::check("owner takes back a parked span while a block is freed remotely", 3, move || {
+        let spans = Arc::new(ClassSpans::new(1, &[(2, 2), (1, 0)]));
+        spans.make_current(0);
+        assert_eq!(spans.take_or_park(0), None, "setup: a full span must park");
+        assert!(spans.view(0).flagged, "setup: a parked span's word must be flagged");
+        let freer = harness::spawn(&spans, move |spans| spans.free_remote(0, 0));
+        // The owner: a local free takes the span back; span 1 displaces it.
+        spans.free(0, 0, 1);
+        assert_eq!(spans.view(0).listed, Listed::Current(0), "a span taken back is not current");
+        spans.push_current(1);
+        let v = spans.view(0);
+        freer.join().unwrap();
+        let after = spans.view(0);
+        assert_eq!(after.inflight, 0, "a remote freer never left");
+        assert_eq!(after.kind, ACTIVE, "a span with a block freed locally was stolen: {after:?}");
+        assert!(!after.discarded, "an active span's pages were discarded: {after:?}");
+        assert_eq!(after.pending, after.remote, "the word's count is off: {after:?}");
+        if v.released {
+            seen.saw(0);
+            assert_eq!(
+                (after.listed, after.used),
+                (Listed::Nowhere, 0),
+                "a released span is listed or live: {after:?}"
+            );
+        } else {
+            assert_eq!(after.listed, Listed::Current(0), "an unreleased span left the current list: {after:?}");
+            match (after.used, after.free, after.remote) {
+                (0, 2, 0) => seen.saw(1),
+                (1, 1, 1) => {
+                    // The collect took the flag with the empty list, so the
+                    // push after it was a quiet one.
+                    assert!(!after.flagged, "a flagged block escaped the collect: {after:?}");
+                    seen.saw(2);
+                }
+                _ => panic!("a freed block was lost: {after:?}"),
+            }
         }
     });
     outcomes.assert_all_seen();

@@ -13,6 +13,9 @@
 //! - `--cfg discardable_broken_inflight`: the allocator's remote freer
 //!   leaves `remote_inflight` right after its push, so the owner can release
 //!   the span while the freer still reads its header.
+//! - `--cfg discardable_broken_park`: the owner flags a parking span's
+//!   remote list whatever it holds, so a block pushed quietly just before
+//!   the park sits on a parked span whose owner nobody tells.
 //! - `--cfg discardable_broken_adopt`: the abandoned set collects a stolen
 //!   span's lists, which its thief gave back to the OS.
 //! - `--cfg discardable_broken_restore`: a failed lazy offer restores the
@@ -54,7 +57,13 @@ fn broken_epoch_guard_is_rejected() {
 #[cfg(discardable_broken_inflight)]
 #[test]
 fn broken_inflight_is_rejected() {
-    loom_tests::remote_free::owner_collects_while_the_last_block_is_freed_remotely();
+    loom_tests::remote_free::owner_takes_back_a_parked_span_while_a_block_is_freed_remotely();
+}
+
+#[cfg(discardable_broken_park)]
+#[test]
+fn broken_park_is_rejected() {
+    loom_tests::remote_free::owner_parks_while_the_last_block_is_freed_remotely();
 }
 
 #[cfg(discardable_broken_adopt)]

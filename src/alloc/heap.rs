@@ -33,7 +33,7 @@ use super::size_class::span_bytes;
 use super::size_class::CLASSES;
 use super::span::{self, Block, Owner, Span};
 #[cfg(not(loom))]
-use crate::page_heap;
+use crate::{os, page_heap};
 
 /// A thread's heap (INV-4).
 #[repr(C)]
@@ -207,15 +207,13 @@ impl Heap {
             (*span).parked_at.store(now_ns(), Relaxed);
             // A new epoch: a thief holding an older parked word fails its CAS.
             let epoch = ((*span).state.load(Relaxed) & !span::KIND).wrapping_add(span::KIND + 1);
-            // SeqCst store, then re-check `thread_free`: pairs with the
-            // pusher's SeqCst CAS then `state` load (span.rs), so a remote
-            // free is never stranded on a parked span.
-            (*span).state.store(epoch | span::PARKED, SeqCst);
-            // Pairs with the fence after the pusher's CAS (span.rs): the
-            // store and the load below are ordered by the SeqCst total
-            // order, as loom can check.
-            crate::sync::fence(SeqCst);
-            if (*span).thread_free.load(SeqCst).is_null() {
+            // Release: a freer that sees the flag set below sees this word
+            // (and `parked_used`, `parked_at`) too.
+            (*span).state.store(epoch | span::PARKED, Release);
+            // Flag `thread_free`, only while it is empty: a remote free lands
+            // either before (collect it) or on the flagged word, whose
+            // freers see the span parked and tell us (span INV-6).
+            if Span::flag_parked(span) {
                 span::push_front(&mut (*heap).full[class], span, ptr::null_mut());
             } else if Span::unpark(span) {
                 Span::collect(span);
@@ -260,7 +258,7 @@ impl Heap {
                 while !span.is_null() {
                     let next = (*span).next;
                     let stolen = Span::kind(span, Acquire) == span::STOLEN;
-                    if stolen || !(*span).thread_free.load(Relaxed).is_null() {
+                    if stolen || Span::has_remote(span) {
                         if stolen || !Span::unpark(span) {
                             // Stolen: empty; release once the thief is done.
                             if Span::quiescent(span) {
@@ -301,8 +299,12 @@ impl Heap {
                 // emptied and stolen (span INV-4).
                 let active = Span::unpark(span);
                 debug_assert!(active, "a span with a live block was stolen");
-                Span::collect(span);
-                Heap::push_current(heap, class, span);
+                // Second in line, uncollected: the current head keeps
+                // serving, and this span, with one free block, is not
+                // parked again by the next allocation. Its word keeps the
+                // flag until its next collect (span INV-6); remote frees
+                // meanwhile take the slow path.
+                span::insert_second(&mut (*heap).current[class], span, span::empty());
             }
             if (*span).used == 0 && (*heap).current[class] != span {
                 Span::collect(span);
@@ -346,6 +348,11 @@ fn new_span(class: usize, heap: *mut Heap) -> Option<*mut Span> {
     let bytes = span_bytes(class);
     let heap_pages = page_heap::global();
     let base = heap_pages.alloc_span_aligned(bytes / heap_pages.page_size(), bytes, false).ok()?;
+    if !span::fits_word(base.as_ptr(), bytes) {
+        // Above the address bits of a `thread_free` word (span INV-6): only
+        // a kernel that maps user memory above 2^48 unasked would give one.
+        os::abort_with("discardable: a span above the 48-bit address space\n");
+    }
     // SAFETY: `base` is a fresh span of `bytes`, aligned to `bytes`, ours.
     let span = unsafe {
         heap_pages.tag(base, bytes, true);

@@ -69,6 +69,10 @@ pub struct SpanView {
     pub remote: u32,
     /// Remote freers in flight.
     pub inflight: u32,
+    /// The count of the remote list's word (the blocks on it).
+    pub pending: u32,
+    /// Whether the remote list's word carries the parked flag.
+    pub flagged: bool,
     /// Released (given back).
     pub released: bool,
     /// Stolen and its block pages discarded.
@@ -164,6 +168,8 @@ impl ClassSpans {
         // model's duty).
         let (kind, used, free, remote, inflight, released, discarded) = unsafe { shipped::observe(span) };
         // SAFETY: as above.
+        let (pending, flagged) = unsafe { shipped::remote_word(span) };
+        // SAFETY: as above.
         let owner_ptr = unsafe { shipped::owner(span) };
         let owner = self.heaps.iter().position(|&h| h == owner_ptr);
         let mut listed = if shipped::abandoned(span) { Listed::Abandoned } else { Listed::Nowhere };
@@ -175,7 +181,7 @@ impl ClassSpans {
                 None => {}
             }
         }
-        SpanView { kind, used, free, remote, inflight, released, discarded, owner, listed }
+        SpanView { kind, used, free, remote, inflight, pending, flagged, owner, released, discarded, listed }
     }
 }
 
@@ -406,6 +412,19 @@ mod shipped {
         None
     }
 
+    /// The remote list word's count and whether the word is flagged.
+    ///
+    /// # Safety
+    ///
+    /// `span` came from [`new_span`].
+    pub(crate) unsafe fn remote_word(span: *mut Span) -> (u32, bool) {
+        // SAFETY: caller; atomic loads.
+        unsafe {
+            let word = (*span).thread_free.load(Acquire);
+            (span::word_count(word), word.addr() & span::TF_PARKED != 0)
+        }
+    }
+
     /// What a model checks of a span after its threads joined: (kind,
     /// `used`, blocks on `free`, blocks on `thread_free`, `remote_inflight`,
     /// released, discarded).
@@ -430,7 +449,7 @@ mod shipped {
                 (*span).state.load(Acquire) & span::KIND,
                 (*span).used,
                 if (*span).discarded.with(|d| *d) { 0 } else { count((*span).free) },
-                count((*span).thread_free.load(Acquire)),
+                count(span::untagged((*span).thread_free.load(Acquire))),
                 (*span).remote_inflight.load(Acquire),
                 (*span).released.with(|r| *r),
                 (*span).discarded.with(|d| *d),

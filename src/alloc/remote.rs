@@ -1,10 +1,14 @@
 //! Remote frees: a block freed by a thread that does not own its span (or
 //! by a thread without a heap) goes onto the span's atomic `thread_free`
-//! list (span.rs INV-2). If the span is parked full, the freer steals it
-//! once it is empty and was parked long enough (span INV-4), and raises its
-//! owner's pending flag either way. Around its accesses to the header the
-//! freer counts itself in flight, so the owner never releases the span
-//! under it (span INV-5).
+//! list (span.rs INV-2). Almost always that push is the whole remote free:
+//! one CAS on the span's remote cache line, the freer's last access (span
+//! INV-5), whether the span is active or parked (a push onto a parked
+//! span's flagged word raises its count in the same CAS, INV-6). Two pushes
+//! onto a flagged word need the header after it, and take the slow path,
+//! counted in flight so the owner never releases the span under them
+//! (INV-5): the first since the park raises the owner's pending flag, and
+//! one whose count reaches the blocks live at the park steals the span if
+//! it was parked long enough (INV-4).
 //!
 //! Threads: any thread except the span's owner. Under `cfg(loom)` every
 //! access to the header is checked against the span's release, and the
@@ -30,10 +34,32 @@ use crate::page_heap;
 /// # Safety
 ///
 /// `block` must be a live block handed out from `span`.
-#[inline(always)]
+// Not inlined: the local free, which inlines into every entry point, stays
+// small (the remote one is a cache miss or two anyway).
+#[inline(never)]
 pub(super) unsafe fn free_remote(span: *mut Span, block: *mut Block) {
     // SAFETY: the span outlives its live blocks, and stays unreleased until
     // our last access to its header (span INV-5).
+    unsafe {
+        #[cfg(loom)]
+        touched(span);
+        // The push is all, unless it is one that needs the header after it.
+        if Span::try_push_quiet(span, block) {
+            return;
+        }
+        free_remote_slow(span, block);
+    }
+}
+
+/// The remote free that may need the header after its push (span INV-5, 6):
+/// the first onto a flagged word, or one that may empty a parked span.
+///
+/// # Safety
+///
+/// As for [`free_remote`].
+#[cold]
+unsafe fn free_remote_slow(span: *mut Span, block: *mut Block) {
+    // SAFETY: as in `free_remote`.
     unsafe {
         #[cfg(loom)]
         touched(span);
@@ -41,18 +67,22 @@ pub(super) unsafe fn free_remote(span: *mut Span, block: *mut Block) {
         // last access to the header: the owner never releases the span in
         // between (span INV-5).
         (*span).remote_inflight.fetch_add(1, SeqCst);
-        Span::push_remote(span, block);
+        let flagged = Span::push_remote(span, block);
         // The broken variant leaves right after publishing: the state load
         // and a steal then race with the span's release.
         #[cfg(discardable_broken_inflight)]
         (*span).remote_inflight.fetch_sub(1, Release);
-        #[cfg(loom)]
-        touched(span);
-        let state = (*span).state.load(SeqCst);
-        #[cfg(loom)]
-        touched(span);
-        if state & span::KIND == span::PARKED {
-            remote_free_to_parked(span, state);
+        if flagged.is_some() {
+            #[cfg(loom)]
+            touched(span);
+            // Acquire: our push read the owner's flag (Acquire), set after
+            // the parked word; this load sees that word or a later one.
+            let state = (*span).state.load(Acquire);
+            #[cfg(loom)]
+            touched(span);
+            if state & span::KIND == span::PARKED {
+                remote_free_to_parked(span, state);
+            }
         }
         #[cfg(loom)]
         touched(span);
@@ -99,12 +129,15 @@ unsafe fn remote_free_to_parked(span: *mut Span, parked: u32) {
     // SAFETY: the span is live until released, which needs the owner to
     // see `full_pending` or STOLEN, both after this function's writes.
     unsafe {
-        // `parked_used` and `parked_at` were written before the SeqCst store
-        // of `parked`, which our load of it acquired. The pending count is
-        // read now, after that load: a count from before a re-park could be
-        // stale, but then the epoch in `parked` no longer matches and the
-        // CAS fails (span INV-4).
-        let empty = (*span).remote_pending.load(Acquire) == (*span).parked_used.load(Acquire);
+        // `parked_used` and `parked_at` were written before the Release
+        // store of `parked`, which our load of it acquired. The word is read
+        // now, after that load, so it is the one the park flagged or a later
+        // one (the owner's collect before the park is ordered before
+        // `parked`): flagged, its count is exactly the blocks freed since
+        // this park, or since a later one, but then the epoch in `parked`
+        // no longer matches and the CAS fails (span INV-4, 6).
+        let word = (*span).thread_free.load(Acquire);
+        let empty = word.addr() & span::TF_PARKED != 0 && span::word_count(word) == (*span).parked_used.load(Acquire);
         #[cfg(loom)]
         touched(span);
         if empty

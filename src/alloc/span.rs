@@ -14,8 +14,8 @@
 //!   (owner, when the span is full and goes on its full list, publishing
 //!   `used` in `parked_used` and bumping the epoch), PARKED → ACTIVE (owner,
 //!   CAS) or PARKED → STOLEN (a remote thread that, after its own free,
-//!   reads the parked word, then finds `remote_pending == parked_used`, and
-//!   CASes from exactly the word it read: a re-park in between changes the
+//!   reads the parked word, then finds the flagged list's count equal to
+//!   `parked_used` (INV-6), and CASes from exactly the word it read: a re-park in between changes the
 //!   epoch and fails the CAS, so a stale count can never steal a span with
 //!   live blocks). Exactly one CAS wins. A stolen span is empty: the thief
 //!   gives its block pages back to the OS and the owner later unlinks and
@@ -24,21 +24,37 @@
 //!   [`STEAL_AFTER_NS`] ago are left to their (evidently busy) owner;
 //! - `thread_free` is a Treiber stack: any thread pushes, only the owner
 //!   (or the lock holder of an abandoned span) takes it whole with a swap,
-//!   so there is no ABA (INV-2);
+//!   so there is no ABA (INV-2). Its word packs the list's head with a
+//!   flag, [`TF_PARKED`], and a count above the address bits. The owner
+//!   sets the flag when it parks the span, by a CAS from the empty word
+//!   only ([`Span::flag_parked`]); only a swap that takes the list clears
+//!   it ([`Span::collect`]) (INV-6);
 //! - `owner` equals a heap's [`Owner`] id only while that heap's thread owns
 //!   the span (INV-3). The span knows no more of its heap than that id and
 //!   the pending flag in it, which a remote freer raises.
 //!
-//! - INV-5: a remote freer still reads and writes the header after its
-//!   block is published (the pending count, the state, a steal), so it
-//!   counts itself in `remote_inflight` before publishing and leaves after
-//!   its last access. A span is given back to the page heap only when every
+//! - INV-5: a remote freer that still reads or writes the header after its
+//!   block is published (to tell the owner, or to steal the span) counts
+//!   itself in `remote_inflight` before publishing and leaves after its
+//!   last access. A span is given back to the page heap only when every
 //!   block is free *and* no remote freer is in flight
-//!   ([`Span::quiescent`]); otherwise it stays listed and is looked at again.
+//!   ([`Span::quiescent`]); otherwise it stays listed and is looked at
+//!   again. Every other remote freer does nothing after its push: its one
+//!   CAS is its last access, and what any release needs first (the owner's
+//!   swap that takes its block, or a thief's read of the count its push
+//!   raised) synchronises with it.
+//! - INV-6: every push raises the word's count in the same CAS, and only
+//!   the swap that takes the list resets it, so the count is exactly the
+//!   list's length; on a flagged word (whose list was empty when the flag
+//!   was set) it is the blocks freed remotely since the park. Only two pushes onto a flagged word need the header after
+//!   it, and each knows it from the word it pushes onto: the first (count
+//!   0), which tells the owner (the flag stays up until the owner collects,
+//!   so no later push need), and one whose count may reach `parked_used`,
+//!   which may steal the span (INV-4).
 //!
 //! Under `cfg(loom)` the header's atomics are loom's and the header carries
 //! two model cells (`released`, `discarded`), so `loom-tests/`
-//! (`remote_free`, `abandon`) checks INV-4 and INV-5 on this code.
+//! (`remote_free`, `abandon`) checks INV-4, INV-5 and INV-6 on this code.
 //!
 //! Must never: allocate, take a lock other than the page heap's (which
 //! [`Span::release`] takes), or panic (the global allocator runs it).
@@ -46,7 +62,6 @@
 use core::ptr::{self, NonNull};
 use core::sync::atomic::Ordering::*;
 
-use crate::sync::fence;
 #[cfg(not(loom))]
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64};
 
@@ -60,6 +75,40 @@ use super::accounting;
 use super::size_class::{block_size, span_bytes, CLASS_ALIGN_MAX};
 #[cfg(not(loom))]
 use crate::page_heap;
+
+/// The flag bit of a `thread_free` word (INV-2, INV-6): set while the
+/// span is parked (and, after the owner took it back, until it collects).
+/// Blocks are 8-byte aligned, so the bit is never part of a block's
+/// address.
+pub(crate) const TF_PARKED: usize = 1;
+/// Where a `thread_free` word's count (of the blocks on its list) starts:
+/// above every user-space
+/// address (47 bits on x86-64 Linux, 48 on AArch64 without a high mmap
+/// hint; `new_span` refuses a span above).
+pub(crate) const TF_COUNT_SHIFT: u32 = 48;
+/// The address bits of a `thread_free` word.
+const TF_ADDR: usize = ((1 << TF_COUNT_SHIFT) - 1) & !TF_PARKED;
+
+static_assertions::const_assert_eq!(usize::BITS, 64);
+
+/// The block list of a `thread_free` word, without its flag and count.
+#[inline(always)]
+pub(crate) fn untagged(word: *mut Block) -> *mut Block {
+    word.map_addr(|a| a & TF_ADDR)
+}
+
+/// The count of a `thread_free` word (INV-6).
+#[inline(always)]
+pub(crate) fn word_count(word: *mut Block) -> u32 {
+    (word.addr() >> TF_COUNT_SHIFT) as u32
+}
+
+/// Whether a span at `base` has an address that fits a `thread_free` word.
+#[cfg(not(loom))]
+#[inline]
+pub(crate) fn fits_word(base: *mut u8, bytes: usize) -> bool {
+    (base.addr() + bytes) >> TF_COUNT_SHIFT == 0
+}
 
 /// State kind: the owner allocates from it or may.
 pub(crate) const ACTIVE: u32 = 0;
@@ -142,11 +191,9 @@ pub(crate) struct Span {
 
     // Line 1: written by remote freers.
     pub(crate) _remote: LineStart,
-    /// Blocks freed by other threads.
+    /// Blocks freed by other threads, with [`TF_PARKED`] in the low bit and
+    /// the flagged list's count from bit [`TF_COUNT_SHIFT`] (INV-6).
     pub(crate) thread_free: AtomicPtr<Block>,
-    /// Blocks pushed on `thread_free` and not yet collected (may lag the
-    /// list, never exceed it).
-    pub(crate) remote_pending: AtomicU32,
     /// Remote freers between their first and last access to this header
     /// (INV-5): the span is released only when this is zero.
     pub(crate) remote_inflight: AtomicU32,
@@ -199,7 +246,6 @@ pub(crate) static EMPTY: SyncSpan = SyncSpan(Span {
     class: 0,
     _remote: LineStart,
     thread_free: AtomicPtr::new(ptr::null_mut()),
-    remote_pending: AtomicU32::new(0),
     remote_inflight: AtomicU32::new(0),
     parked_used: AtomicU32::new(0),
     parked_at: AtomicU64::new(0),
@@ -255,7 +301,6 @@ impl Span {
                 class: class as u8,
                 _remote: LineStart,
                 thread_free: AtomicPtr::new(ptr::null_mut()),
-                remote_pending: AtomicU32::new(0),
                 remote_inflight: AtomicU32::new(0),
                 parked_used: AtomicU32::new(0),
                 parked_at: AtomicU64::new(0),
@@ -348,6 +393,7 @@ impl Span {
     }
 
     /// Takes every remotely freed block onto `free`; returns how many.
+    /// Clears [`TF_PARKED`] and the count with the list it takes (INV-6).
     ///
     /// # Safety
     ///
@@ -360,26 +406,81 @@ impl Span {
             (*span).discarded.with(|d| assert!(!*d, "the owner collected a stolen span"))
         };
         // SAFETY: `thread_free` is an atomic; taking it whole is the
-        // owner's right (INV-2). Acquire pairs with the pushers' Release.
-        let mut block = unsafe { (*span).thread_free.swap(ptr::null_mut(), SeqCst) };
-        if block.is_null() {
+        // owner's right (INV-2). A null word (no block, no flag) needs no
+        // swap, which would take the remote freers' cache line for nothing:
+        // the load stands for a swap that finds null. (Not under loom, whose
+        // partial-order reduction sees a load race only with stores, never
+        // with a later CAS: with the load the models would explore no
+        // interleaving of a push and the owner's look.) Acquire pairs with
+        // the pushers' Release.
+        let word = unsafe {
+            #[cfg(not(loom))]
+            if (*span).thread_free.load(Relaxed).is_null() {
+                return 0;
+            }
+            (*span).thread_free.swap(ptr::null_mut(), Acquire)
+        };
+        let head = untagged(word);
+        if head.is_null() {
             return 0;
         }
-        let mut n = 0;
+        let n = word_count(word);
         // SAFETY: blocks on the list were handed out from this span and
-        // freed; the owner may now relink them (INV-1).
+        // freed; the owner may now relink them (INV-1). The word's count is
+        // the list's length (INV-6), so the list is taken whole without a
+        // walk (each block's link a cache miss: the freer wrote it) unless
+        // `free` must be spliced on behind it.
         unsafe {
-            while !block.is_null() {
-                let next = (*block).next;
-                (*block).next = (*span).free;
-                (*span).free = block;
-                block = next;
-                n += 1;
+            let local = (*span).free;
+            if !local.is_null() {
+                let mut tail = head;
+                while !(*tail).next.is_null() {
+                    tail = (*tail).next;
+                }
+                (*tail).next = local;
             }
+            (*span).free = head;
             (*span).used -= n;
-            (*span).remote_pending.fetch_sub(n, Relaxed);
         }
         n
+    }
+
+    /// Whether remotely freed blocks wait on `thread_free`.
+    ///
+    /// # Safety
+    ///
+    /// `span` is live.
+    #[inline]
+    pub(crate) unsafe fn has_remote(span: *mut Span) -> bool {
+        // SAFETY: an atomic load of a live header.
+        !untagged(unsafe { (*span).thread_free.load(Relaxed) }).is_null()
+    }
+
+    /// Sets [`TF_PARKED`] on the owner's parking span if its remote list is
+    /// empty; `false` if a remote free got in first (collect it instead).
+    /// A remote free then lands either before (the CAS fails) or on the
+    /// flagged word (the slow path, which sees the span parked): none is
+    /// stranded on a parked span without its owner being told.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns `span` (INV-1) and has just collected it.
+    pub(crate) unsafe fn flag_parked(span: *mut Span) -> bool {
+        // SAFETY: an atomic of a live header. Release: the slow-path freer
+        // whose push reads this flag (Acquire) sees the parked state word
+        // stored before it.
+        unsafe {
+            // The broken variant flags the word whatever it holds, so a
+            // block pushed just before the park sits on a parked span whose
+            // owner nobody tells.
+            #[cfg(discardable_broken_park)]
+            let empty = (*span).thread_free.load(Relaxed);
+            #[cfg(not(discardable_broken_park))]
+            let empty = ptr::null_mut::<Block>();
+            // Count 0: the list is empty (INV-6).
+            let flagged = empty.map_addr(|a| a | TF_PARKED);
+            (*span).thread_free.compare_exchange(empty, flagged, AcqRel, Relaxed).is_ok()
+        }
     }
 
     /// Whether no remote freer is between its first and last access to the
@@ -397,38 +498,65 @@ impl Span {
         unsafe { (*span).remote_inflight.load(SeqCst) == 0 }
     }
 
-    /// Pushes `block` onto the span's remote free list (any thread) and
-    /// returns how many remote frees are now pending.
+    /// The remote free's fast path: pushes `block` onto `thread_free` unless
+    /// the push would be one that needs the header afterwards (INV-5, 6):
+    /// the first onto a flagged word, or one whose count may reach
+    /// `parked_used`. Returns whether it pushed.
+    ///
+    /// # Safety
+    ///
+    /// `block` must be a block of `span` handed out and not yet freed.
+    #[inline(always)]
+    pub(crate) unsafe fn try_push_quiet(span: *mut Span, block: *mut Block) -> bool {
+        // SAFETY: the span outlives its handed-out blocks; `thread_free` is
+        // an atomic; `block` is ours to relink until the CAS publishes it.
+        unsafe {
+            // Acquire: a flagged word's `parked_used` is the park's (only a
+            // guess is made of it here; a stale one costs a missed steal at
+            // worst, never a wrong one).
+            let mut word = (*span).thread_free.load(Acquire);
+            loop {
+                let count = word_count(word);
+                let flag = word.addr() & TF_PARKED;
+                if flag != 0 && (count == 0 || count + 1 >= (*span).parked_used.load(Relaxed)) {
+                    return false;
+                }
+                let new = block.map_addr(|a| a | flag | ((count as usize + 1) << TF_COUNT_SHIFT));
+                (*block).next = untagged(word);
+                // Release: whoever takes the block (the owner's swap) or
+                // reads the count it raised (a thief) sees its contents and
+                // every access of ours before (INV-5).
+                match (*span).thread_free.compare_exchange_weak(word, new, Release, Acquire) {
+                    Ok(_) => return true,
+                    Err(actual) => word = actual,
+                }
+            }
+        }
+    }
+
+    /// Pushes `block` onto the span's remote free list whatever its word
+    /// (the slow path, counted in flight), raising the word's count
+    /// (INV-6). Onto a flagged word it returns whether the list was empty
+    /// (the first push since the park); onto an unflagged word, `None`.
     ///
     /// # Safety
     ///
     /// `block` must be a block of `span` handed out and not yet freed.
     #[inline]
-    pub(crate) unsafe fn push_remote(span: *mut Span, block: *mut Block) -> u32 {
-        // SAFETY: the span outlives its handed-out blocks; `thread_free` is
-        // an atomic; `block` is ours to relink until the CAS publishes it.
+    pub(crate) unsafe fn push_remote(span: *mut Span, block: *mut Block) -> Option<bool> {
+        // SAFETY: as in `try_push_quiet`.
         unsafe {
-            let mut head = (*span).thread_free.load(Relaxed);
+            let mut word = (*span).thread_free.load(Relaxed);
             loop {
-                (*block).next = head;
-                // SeqCst: pairs with the owner's swap in `collect` and with
-                // the `state` handshake in `Heap::park_full` (a Dekker
-                // pattern: either the owner sees this block or we see the
-                // span parked as full).
-                match (*span).thread_free.compare_exchange_weak(head, block, SeqCst, Relaxed) {
-                    Ok(_) => {
-                        // The Dekker pattern needs the single total order of
-                        // SeqCst; a fence gives it where loom (which models
-                        // SeqCst accesses as AcqRel) can check it. Pairs with
-                        // the fence after the owner's store in `park_full`.
-                        fence(SeqCst);
-                        // AcqRel: the increments form a release sequence, so
-                        // the thread that sees the last one happens after
-                        // every earlier remote free (the thief's
-                        // precondition).
-                        return (*span).remote_pending.fetch_add(1, AcqRel).wrapping_add(1);
-                    }
-                    Err(actual) => head = actual,
+                let flagged = word.addr() & TF_PARKED != 0;
+                let tag = (word.addr() & TF_PARKED) | ((word_count(word) as usize + 1) << TF_COUNT_SHIFT);
+                (*block).next = untagged(word);
+                // AcqRel: Release as in the fast path; Acquire pairs with
+                // the owner's `flag_parked`, so a flagged push sees the
+                // parked state word.
+                match (*span).thread_free.compare_exchange_weak(word, block.map_addr(|a| a | tag), AcqRel, Relaxed) {
+                    Ok(_) => return flagged.then(|| untagged(word).is_null()),
+                    Err(actual) => word = actual,
                 }
             }
         }
@@ -515,6 +643,30 @@ pub(crate) unsafe fn push_front(head: *mut *mut Span, span: *mut Span, empty_hea
     }
 }
 
+/// Puts `span` second on the list whose head is `*head` (first if the
+/// list is empty).
+///
+/// # Safety
+///
+/// As for [`push_front`].
+pub(crate) unsafe fn insert_second(head: *mut *mut Span, span: *mut Span, empty_head: *mut Span) {
+    // SAFETY: as for `unlink`.
+    unsafe {
+        let first = *head;
+        if first == empty_head {
+            push_front(head, span, empty_head);
+            return;
+        }
+        let next = (*first).next;
+        (*span).prev = first;
+        (*span).next = next;
+        if !next.is_null() {
+            (*next).prev = span;
+        }
+        (*first).next = span;
+    }
+}
+
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::super::size_class::CLASSES;
@@ -526,6 +678,8 @@ mod tests {
             let span = span_bytes(c);
             assert!(span.is_power_of_two() && span % (64 << 10) == 0);
             assert!((span - HEADER_BYTES) / block_size(c) >= 7, "class {c}");
+            // A `thread_free` word counts up to every block (INV-6).
+            assert!((span - HEADER_BYTES) / block_size(c) < 1 << (usize::BITS - TF_COUNT_SHIFT), "class {c}");
         }
     }
 }
