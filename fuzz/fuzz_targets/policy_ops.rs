@@ -42,6 +42,8 @@
 //!   main's oldest: a frequency > 0 is decremented and the entry re-queued,
 //!   a 0 is offered, and a failed claim re-queues with 3; (3) then what is
 //!   left in small, oldest first, failures promoted with 3; else `None`.
+//!   Costs weigh in the shares saturated at 4 GiB (`u32::MAX`), as
+//!   `src/policy/list.rs` records them.
 
 #![no_main]
 
@@ -293,6 +295,7 @@ impl S3FifoModel {
 
 impl Model for S3FifoModel {
     fn insert(&mut self, id: u32, cost: usize) {
+        let cost = cost.min(u32::MAX as usize);
         self.small.push_back(Entry { id, cost, freq: 0 });
     }
     fn access(&mut self, id: u32, count: u32) {

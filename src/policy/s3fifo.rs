@@ -235,6 +235,26 @@ mod tests {
         assert_eq!(victim_except(&mut p, &[]), Some(200));
     }
 
+    /// The fuzzer's find: a cost above 4 GiB weighs as 4 GiB in the shares
+    /// (the node's `u32`), so a 1 GiB newcomer beside a 64 GiB one in main
+    /// is 20 % of the total (over small's 10 %), not 1.5 %: small pays.
+    #[test]
+    fn costs_above_4_gib_weigh_as_4_gib() {
+        let mut p = S3Fifo::default();
+        p.insert(4, 1 << 36);
+        p.insert(39, 1 << 30);
+        // 4 is pinned: promoted to main with frequency 3; then small, at
+        // 20 %, pays at once (exact costs would spend main's four rounds
+        // first and offer 4 again).
+        let mut offers = Vec::new();
+        let victim = p.victim(&mut |id| {
+            offers.push(id);
+            id != 4
+        });
+        assert_eq!((victim, offers), (Some(39), vec![4, 39]));
+        assert_eq!(queue(&p, MAIN), [4]);
+    }
+
     /// Hot ids `0..20` are created and accessed, then 1000 new ids are
     /// created one by one with room for 100 allocations, the hot set being
     /// re-accessed every 100 creations; returns the victims.
