@@ -82,12 +82,15 @@ impl<K, S: BuildHasher> Inner<K, S> {
     pub(super) fn pin<V: ?Sized + CacheValue>(&self, entry: &Entry) -> Option<CacheGuard<V>> {
         // The value's line and the header's come from memory at once; the
         // pin (a locked RMW) would otherwise hold the value's load back.
-        crate::os::prefetch(entry.data.as_ptr());
+        if let Some(data) = entry.data_hint() {
+            crate::os::prefetch(data.as_ptr());
+        }
         let header = entry.header();
         if !header.pin(&self.arena) {
             return None;
         }
-        let ptr = V::__from_raw(entry.data, entry.meta);
+        let (data, meta) = entry.data_and_meta();
+        let ptr = V::__from_raw(data, meta);
         // SAFETY: we just took one pin for the guard; `data` holds the `V`
         // copied in at creation with this `meta`.
         Some(unsafe { CacheGuard::adopt(ptr, entry.header) })

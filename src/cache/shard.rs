@@ -34,16 +34,81 @@ use crate::handle::arena::Arena;
 use crate::handle::header::Header;
 use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering::*};
 
-/// A live entry: the map's handle to one discardable allocation.
+/// A live entry: the map's handle to one discardable allocation, in two
+/// words.
+///
+/// The second word is the value's address and its pointer metadata (the
+/// slice length) packed together, so that a lookup can start fetching the
+/// value before the header's line arrives, without a third word per entry
+/// (an item of a `u64` key is 32 bytes, not 40). Short form (top bit
+/// clear): the address in the low [`ADDR_BITS`] bits and a length below
+/// 2^15 above them. Long form (top bit set): the length alone, the address
+/// then being the header's `data` (a value of 32 Ki elements or more, or an
+/// address that does not fit, costs one dependent load more). The packed
+/// pointer keeps the allocation's provenance in both forms that carry one.
 #[derive(Debug)]
 pub(crate) struct Entry {
     /// The allocation's header; the map owns the handle.
     pub(crate) header: NonNull<Header>,
-    /// The value's first byte (the header's `data`, copied so that a lookup
-    /// can start fetching the value before the header's line arrives).
-    pub(crate) data: NonNull<u8>,
-    /// Pointer metadata of the value (its slice length).
-    pub(crate) meta: usize,
+    /// The value's first byte and its metadata ([`Entry::new`]).
+    packed: NonNull<u8>,
+}
+
+/// Address bits of a short-form entry: user-space addresses on the 64-bit
+/// targets Linux runs are below 2^47 (2^48 on some), unless a program maps
+/// above that on purpose; such a value takes the long form.
+const ADDR_BITS: u32 = 48;
+/// [`ADDR_BITS`] as a shift that also compiles on 32-bit targets (where
+/// every entry takes the long form).
+const SHIFT: u32 = ADDR_BITS % usize::BITS;
+/// The long form's flag: the top bit.
+const LONG: usize = 1 << (usize::BITS - 1);
+
+impl Entry {
+    /// The entry of `header`'s allocation, whose value starts at `data`
+    /// with pointer metadata `meta`.
+    pub(crate) fn new(header: NonNull<Header>, data: NonNull<u8>, meta: usize) -> Self {
+        let addr = data.addr().get();
+        let short = usize::BITS == 64 && addr >> SHIFT == 0 && meta < LONG >> SHIFT;
+        let packed = if short {
+            data.map_addr(|a| a | meta << SHIFT)
+        } else {
+            // A slice's length is at most `isize::MAX`: below the flag.
+            // SAFETY: the flag is set, so the word is not zero.
+            unsafe { NonNull::new_unchecked(ptr::without_provenance_mut(LONG | meta)) }
+        };
+        Self { header, packed }
+    }
+
+    /// The header: alive while the map owns the entry.
+    #[inline]
+    pub(crate) fn header(&self) -> &Header {
+        // SAFETY: the map owns the handle; the table frees a header only
+        // after `Map::take` dropped it (table INV-1).
+        unsafe { self.header.as_ref() }
+    }
+
+    /// The value's first byte, if the entry holds it (short form).
+    #[inline]
+    pub(crate) fn data_hint(&self) -> Option<NonNull<u8>> {
+        if self.packed.addr().get() & LONG != 0 {
+            return None;
+        }
+        let data = self.packed.as_ptr().map_addr(|a| a & ((1 << SHIFT) - 1));
+        // SAFETY: in the short form the low bits are the value's address,
+        // which is not null.
+        Some(unsafe { NonNull::new_unchecked(data) })
+    }
+
+    /// The value's first byte and its metadata.
+    #[inline]
+    pub(crate) fn data_and_meta(&self) -> (NonNull<u8>, usize) {
+        let word = self.packed.addr().get();
+        match self.data_hint() {
+            Some(data) => (data, word >> SHIFT),
+            None => (self.header().data, word & !LONG),
+        }
+    }
 }
 
 /// The most visits an entry survives on past accesses: a key read often
@@ -57,20 +122,6 @@ pub(crate) const MAX_CREDIT: u8 = 15;
 /// bench, 2 gains a few tenths of a point at 10 % and 50 % capacity over
 /// 0, for about as much lost at 1 %.
 const NEW_CREDIT: u8 = 2;
-
-impl Entry {
-    pub(crate) fn new(header: NonNull<Header>, data: NonNull<u8>, meta: usize) -> Self {
-        Self { header, data, meta }
-    }
-
-    /// The header: alive while the map owns the entry.
-    #[inline]
-    pub(crate) fn header(&self) -> &Header {
-        // SAFETY: the map owns the handle; the table frees a header only
-        // after `Map::take` dropped it (table INV-1).
-        unsafe { self.header.as_ref() }
-    }
-}
 
 /// What a key maps to.
 #[derive(Debug)]
@@ -96,9 +147,9 @@ pub(crate) struct Item<K> {
 }
 
 // The sweep's state sits beside the 32-bit hash, in what would be padding:
-// an item of a `u64` key is 40 bytes, with `Option`'s tag in the hash's niche.
+// an item of a `u64` key is 32 bytes, with `Option`'s tag in the hash's niche.
 #[cfg(not(loom))]
-static_assertions::const_assert_eq!(size_of::<Option<Item<u64>>>(), 40);
+static_assertions::const_assert_eq!(size_of::<Option<Item<u64>>>(), 32);
 
 impl<K> Item<K> {
     /// A key and what it maps to, as new to the sweep.

@@ -43,6 +43,12 @@ impl Drop for Retired {
     }
 }
 
+/// Twelve bytes, not sixteen: packed to 4-byte alignment, so the pointer
+/// is read and written by copy only (never through a reference), and a
+/// cache pays 4 B less per entry (x86_64 and aarch64 load it unaligned at
+/// no cost within a line).
+#[derive(Clone, Copy)]
+#[repr(C, packed(4))]
 struct Slot {
     header: Option<NonNull<Header>>,
     /// Access counter seen at the previous scan.
@@ -52,6 +58,9 @@ struct Slot {
     /// Consecutive scans that found the allocation unpinned and untouched.
     idle: u8,
 }
+
+#[cfg(all(not(loom), target_pointer_width = "64"))]
+static_assertions::const_assert_eq!(size_of::<Slot>(), 12);
 
 /// Result of one scan of every header.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -291,7 +300,8 @@ impl Table {
 impl Drop for Table {
     fn drop(&mut self) {
         for slot in &mut self.slots {
-            let Some(header) = slot.header.take() else { continue };
+            let Some(header) = slot.header else { continue };
+            slot.header = None;
             // SAFETY: headers in the table are alive until retired (INV-1).
             let s = unsafe { header.as_ref() }.state.load();
             if s.is_dropped() && s.pins() == 0 {
