@@ -27,13 +27,13 @@
 //!   thread that reads the group's usage once a second and calls
 //!   `set_capacity`: down by the excess when usage is above 90 % of the
 //!   limit, back up (at most to the peak size) when it is below 70 %;
-//! - `discardable`: `discardable::Cache` in the global manager, started
-//!   with a process limit of limit − 10 % (strong plus discardable bytes;
-//!   the allocator's direct reclaim works against it) and discovering the
-//!   group's limit itself (its cgroup signal); the cache's capacity is three
-//!   quarters of that process limit, as in the single run, so that in normal
-//!   times the process stays under the manager's low watermark and only the
-//!   spike makes it reclaim.
+//! - `discardable`: `discardable::Cache` in the global manager, a cache
+//!   that wants more than the group holds (its capacity and the manager's
+//!   limit are the group's limit), with a process limit of the group's
+//!   limit (strong plus discardable bytes; the allocator's direct reclaim
+//!   works against it, its marks 97 % / 95 %), discovering the group's
+//!   limit itself too (its cgroup signal): the marks alone decide how much
+//!   it keeps, in normal times and during the spike.
 //!
 //! `DiscardAlloc` is this binary's global allocator, so the peers allocate
 //! through it too: one allocator for everyone. The peers' weigher charges
@@ -143,7 +143,9 @@ impl Sizes {
     fn capacity(self, kind: Kind) -> usize {
         match kind {
             Kind::MokaSafe => self.limit.saturating_sub(self.spike + self.margin).max(MIB),
-            Kind::Ours => (self.limit - self.margin) / 4 * 3,
+            // A cache that wants more than the group holds: the manager's
+            // own limit and the group's marks bound it.
+            Kind::Ours => self.limit,
             _ => self.limit - self.margin,
         }
     }
@@ -498,7 +500,7 @@ fn child_run(args: &Args, name: &str) -> Result<bool, Box<dyn std::error::Error>
         ))),
         Kind::Ours => {
             let m: &'static Manager =
-                Manager::builder().limit(capacity).process_limit(sizes.limit - sizes.margin).install_global()?;
+                Manager::builder().limit(sizes.limit).process_limit(sizes.limit).install_global()?;
             manager = Some(m);
             Arc::new(Ours(Cache::builder().manager(m).capacity(capacity).build()?))
         }
@@ -825,6 +827,12 @@ impl Outcome {
         }
     }
 
+    /// The mean of `f` over the rows of `phase` (in MiB, as the rows are).
+    fn mean(&self, phase: u8, f: impl Fn(&Sample) -> f64) -> Option<f64> {
+        let rows: Vec<f64> = self.rows.iter().filter(|r| r.phase == phase).map(f).collect();
+        (!rows.is_empty()).then(|| rows.iter().sum::<f64>() / rows.len() as f64)
+    }
+
     /// Hit ratio and ops/s over the rows of `phase`, from the row before its
     /// first one.
     fn phase(&self, phase: u8) -> Option<(f64, f64)> {
@@ -895,8 +903,9 @@ fn compare_run(args: &Args) -> Result<ExitCode, Refusal> {
          so the comparison is of the caches; the peers' weigher charges an entry its real allocation"
     );
 
+    let chosen = |kind: Kind| args.only.as_deref().is_none_or(|only| only.split(',').any(|n| n == kind.name()));
     let mut outcomes = Vec::new();
-    for kind in KINDS {
+    for kind in KINDS.into_iter().filter(|&k| chosen(k)) {
         println!();
         let group = Group::create(&ctl, kind.name(), sizes.limit)?;
         let csv = tmp.0.join(format!("{}.csv", kind.name()));
@@ -1013,6 +1022,18 @@ fn print_table(outcomes: &[Outcome], sizes: &Sizes) {
          them: the spike phase runs from its first allocation to its free)",
         sizes.limit / MIB
     );
+    let limit = sizes.limit as f64 / MIB as f64;
+    for o in outcomes {
+        let (Some(before), Some(cache)) = (o.mean(BEFORE, |r| r.cgroup), o.mean(SPIKE_HELD, |r| r.cache)) else {
+            continue;
+        };
+        println!(
+            "  {}: group usage before the spike {:.3} of the limit (mean of the rows); cache during the spike {:.0} MiB",
+            o.kind.name(),
+            before / limit,
+            cache
+        );
+    }
 }
 
 fn write_csv(path: &str, outcomes: &[Outcome]) -> std::io::Result<()> {

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo run --release --example pressure_demo [-- --secs N] [--threads N]
-//! cargo run --release --example pressure_demo -- --compare [--limit-mib N]
+//! cargo run --release --example pressure_demo -- --compare [--limit-mib N] [--only NAME,..]
 //! ```
 //!
 //! No root, no cgroup, no configuration. `DiscardAlloc` is the global
@@ -113,6 +113,8 @@ struct Args {
     compare: bool,
     /// `--compare`: each contender's cgroup limit, MiB.
     limit_mib: usize,
+    /// `--compare --only a,b`: run only these contenders.
+    only: Option<String>,
     /// `--compare`'s hidden child arguments: the contender this process
     /// runs, the cgroup directory it joins and the CSV it writes.
     contender: Option<String>,
@@ -121,7 +123,7 @@ struct Args {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: pressure_demo [--secs N] [--threads N] [--compare [--limit-mib N]]");
+    eprintln!("usage: pressure_demo [--secs N] [--threads N] [--compare [--limit-mib N] [--only NAME,..]]");
     std::process::exit(2);
 }
 
@@ -133,6 +135,7 @@ fn parse_args() -> Args {
         threads: (cpus - 1).clamp(1, 2),
         compare: false,
         limit_mib: 1024,
+        only: None,
         contender: None,
         cgroup: None,
         csv: None,
@@ -148,6 +151,7 @@ fn parse_args() -> Args {
             "--threads" => out.threads = value().parse().unwrap_or_else(|_| usage()),
             "--compare" => out.compare = true,
             "--limit-mib" => out.limit_mib = value().parse().unwrap_or_else(|_| usage()),
+            "--only" => out.only = Some(value()),
             compare::CHILD_ARG => out.contender = Some(value()),
             "--cgroup" => out.cgroup = Some(value().into()),
             "--csv" => out.csv = Some(value().into()),
