@@ -3,7 +3,7 @@
 #
 # 1. The models, against the shipped protocols: every one must pass.
 # 2. Each protocol's deliberately broken variant (a cfg switch), built on its
-#    own: loom must reject the model that covers it, with a causality
+#    own: loom must reject each model that covers it, with a causality
 #    violation or a failed model assertion, never a build error.
 #    - `--cfg discardable_broken`: `try_discard` checks, then stores.
 #    - `--cfg discardable_broken_lazy`: `try_begin_revive` checks, then
@@ -75,6 +75,10 @@ reject() {
 
 reject discardable_broken broken_discard_is_rejected \
     "Causality violation|a pinned reader saw discarded bytes|a pin succeeded after the discard|two discarders both won"
+reject discardable_broken broken_discard_is_rejected_by_two_discarders \
+    "Causality violation|two discarders both won|not exactly one discard in total|a pin failed but nobody discarded"
+reject discardable_broken broken_discard_is_rejected_by_a_reviver \
+    "Causality violation|a pinned reader saw|still offered after a revival or a discard|a pin succeeded after the discard"
 reject discardable_broken_lazy broken_revive_is_rejected \
     "Causality violation|a pin failed though the kernel took no page|not exactly one reviver|a pinned reader saw"
 reject discardable_broken_epoch broken_epoch_guard_is_rejected \
@@ -98,5 +102,7 @@ reject discardable_broken_claim broken_claim_is_rejected \
 
 reject discardable_broken_group broken_group_slot_is_rejected \
     "Causality violation|a reader accepted fields from two publications"
+reject discardable_broken_group broken_group_slot_is_rejected_by_a_taker \
+    "Causality violation|the loser wrote over the winner's fields|exactly one of the owner and the taker must win|the slot is the winner's"
 
 echo "== loom checks passed in $((SECONDS - start)) s"

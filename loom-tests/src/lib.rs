@@ -44,7 +44,9 @@
 //! Each protocol has a deliberately broken variant, a cfg switch with which
 //! `.ci/loom.sh` builds `tests/broken.rs` and which loom must reject:
 //! - `--cfg discardable_broken`: `try_discard` is a check followed by a
-//!   separate store (`state::two_pinners_and_a_discarder` must fail);
+//!   separate store (`state::two_pinners_and_a_discarder`,
+//!   `state::two_discarders_race` and `lazy::discard_racing_a_reviver` must
+//!   fail);
 //! - `--cfg discardable_broken_lazy`: `try_begin_revive` is a check followed
 //!   by a separate `fetch_or` (`lazy::two_pinners_revive_once` must fail);
 //! - `--cfg discardable_broken_epoch`: `Core::pass` drops its epoch guard
@@ -72,7 +74,8 @@
 //!   must fail);
 //! - `--cfg discardable_broken_group`: a slot's publication writes the
 //!   fields without the seqlock's `INIT` mark
-//!   (`group::publish_while_reading` must fail).
+//!   (`group::publish_while_reading` and `group::taker_races_the_owner`
+//!   must fail).
 
 #[cfg(loom)]
 pub mod abandon;
