@@ -28,6 +28,9 @@
 #      words back without claiming each page from the kernel first.
 #    - `--cfg discardable_broken_group`: a group slot's publication writes
 #      its fields without the seqlock's INIT mark.
+#    - `--cfg discardable_broken_end_offer`: `end_offer` is Relaxed, so
+#      neither a reviver, nor a pinner that waited out a failed offer, nor
+#      the owner's drop is ordered after the offer.
 #
 # Each build has its own target directory, so none invalidates the normal
 # build or another (RUSTFLAGS differ). Each model has its own preemption
@@ -104,5 +107,13 @@ reject discardable_broken_group broken_group_slot_is_rejected \
     "Causality violation|a reader accepted fields from two publications"
 reject discardable_broken_group broken_group_slot_is_rejected_by_a_taker \
     "Causality violation|the loser wrote over the winner's fields|exactly one of the owner and the taker must win|the slot is the winner's"
+reject discardable_broken_end_offer broken_end_offer_is_rejected_by_a_pinner \
+    "Causality violation|a reviver found no saved words|a pinned reader saw"
+reject discardable_broken_end_offer broken_end_offer_is_rejected_by_a_failed_offer \
+    "Causality violation|a pinned reader saw"
+reject discardable_broken_end_offer broken_end_offer_is_rejected_by_a_drop \
+    "Causality violation|the bytes after they were freed"
+reject discardable_broken_end_offer broken_end_offer_is_rejected_by_the_last_handle_drop \
+    "Causality violation|the bytes after they were freed|header read after its free"
 
 echo "== loom checks passed in $((SECONDS - start)) s"

@@ -75,7 +75,11 @@
 //! - `--cfg discardable_broken_group`: a slot's publication writes the
 //!   fields without the seqlock's `INIT` mark
 //!   (`group::publish_while_reading` and `group::taker_races_the_owner`
-//!   must fail).
+//!   must fail);
+//! - `--cfg discardable_broken_end_offer`: `end_offer` is Relaxed
+//!   (`lazy::offer_racing_a_pinner`, `lazy::failed_offer_racing_a_pinner`,
+//!   `lazy::drop_racing_an_offer` and
+//!   `table::last_handle_dropped_while_the_manager_offers` must fail).
 
 #[cfg(loom)]
 pub mod abandon;

@@ -37,6 +37,10 @@
 //!   its fields with the slot still marked ready (no seqlock), so a reader
 //!   can accept fields of two publications, and an owner that lost its
 //!   slot to a taker writes over the taker's fields.
+//! - `--cfg discardable_broken_end_offer`: `end_offer` is Relaxed, so a
+//!   reviver may miss the saved words, a pinner that waited out a failed
+//!   offer may read a cookie, and the owner's drop may free the pages
+//!   under the offerer's last touch.
 #![cfg(loom)]
 
 #[cfg(discardable_broken)]
@@ -127,4 +131,28 @@ fn broken_group_slot_is_rejected() {
 #[test]
 fn broken_group_slot_is_rejected_by_a_taker() {
     loom_tests::group::taker_races_the_owner();
+}
+
+#[cfg(discardable_broken_end_offer)]
+#[test]
+fn broken_end_offer_is_rejected_by_a_pinner() {
+    loom_tests::lazy::offer_racing_a_pinner();
+}
+
+#[cfg(discardable_broken_end_offer)]
+#[test]
+fn broken_end_offer_is_rejected_by_a_failed_offer() {
+    loom_tests::lazy::failed_offer_racing_a_pinner();
+}
+
+#[cfg(discardable_broken_end_offer)]
+#[test]
+fn broken_end_offer_is_rejected_by_a_drop() {
+    loom_tests::lazy::drop_racing_an_offer();
+}
+
+#[cfg(discardable_broken_end_offer)]
+#[test]
+fn broken_end_offer_is_rejected_by_the_last_handle_drop() {
+    loom_tests::table::last_handle_dropped_while_the_manager_offers();
 }
