@@ -31,6 +31,9 @@
 #    - `--cfg discardable_broken_end_offer`: `end_offer` is Relaxed, so
 #      neither a reviver, nor a pinner that waited out a failed offer, nor
 #      the owner's drop is ordered after the offer.
+#    - `--cfg discardable_broken_quiet`: a remote freer's quiet push is
+#      Relaxed, so the owner may release the span under the freer's last
+#      access.
 #
 # Each build has its own target directory, so none invalidates the normal
 # build or another (RUSTFLAGS differ). Each model has its own preemption
@@ -115,5 +118,7 @@ reject discardable_broken_end_offer broken_end_offer_is_rejected_by_a_drop \
     "Causality violation|the bytes after they were freed"
 reject discardable_broken_end_offer broken_end_offer_is_rejected_by_the_last_handle_drop \
     "Causality violation|the bytes after they were freed|header read after its free"
+reject discardable_broken_quiet broken_quiet_push_is_rejected \
+    "Causality violation|a remote freer touched a released span"
 
 echo "== loom checks passed in $((SECONDS - start)) s"

@@ -79,7 +79,11 @@
 //! - `--cfg discardable_broken_end_offer`: `end_offer` is Relaxed
 //!   (`lazy::offer_racing_a_pinner`, `lazy::failed_offer_racing_a_pinner`,
 //!   `lazy::drop_racing_an_offer` and
-//!   `table::last_handle_dropped_while_the_manager_offers` must fail).
+//!   `table::last_handle_dropped_while_the_manager_offers` must fail);
+//! - `--cfg discardable_broken_quiet`: a remote freer's quiet push is
+//!   Relaxed
+//!   (`remote_free::owner_collects_while_the_last_block_is_freed_remotely`
+//!   must fail).
 
 #[cfg(loom)]
 pub mod abandon;

@@ -41,6 +41,9 @@
 //!   reviver may miss the saved words, a pinner that waited out a failed
 //!   offer may read a cookie, and the owner's drop may free the pages
 //!   under the offerer's last touch.
+//! - `--cfg discardable_broken_quiet`: a remote freer's quiet push is
+//!   Relaxed, so the owner's collect does not order the freer's last access
+//!   to the span header before the span's release.
 #![cfg(loom)]
 
 #[cfg(discardable_broken)]
@@ -155,4 +158,10 @@ fn broken_end_offer_is_rejected_by_a_drop() {
 #[test]
 fn broken_end_offer_is_rejected_by_the_last_handle_drop() {
     loom_tests::table::last_handle_dropped_while_the_manager_offers();
+}
+
+#[cfg(discardable_broken_quiet)]
+#[test]
+fn broken_quiet_push_is_rejected() {
+    loom_tests::remote_free::owner_collects_while_the_last_block_is_freed_remotely();
 }
