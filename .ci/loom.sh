@@ -34,6 +34,8 @@
 #    - `--cfg discardable_broken_quiet`: a remote freer's quiet push is
 #      Relaxed, so the owner may release the span under the freer's last
 #      access.
+#    - `--cfg discardable_broken_adopt_full`: an adopter takes a full
+#      abandoned span (no free block) and parks it on its own full list.
 #
 # Each build has its own target directory, so none invalidates the normal
 # build or another (RUSTFLAGS differ). Each model has its own preemption
@@ -120,5 +122,7 @@ reject discardable_broken_end_offer broken_end_offer_is_rejected_by_the_last_han
     "Causality violation|the bytes after they were freed|header read after its free"
 reject discardable_broken_quiet broken_quiet_push_is_rejected \
     "Causality violation|a remote freer touched a released span"
+reject discardable_broken_adopt_full broken_adopt_full_is_rejected \
+    "Causality violation|an unadopted span|the adopted span"
 
 echo "== loom checks passed in $((SECONDS - start)) s"

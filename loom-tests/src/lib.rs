@@ -83,7 +83,10 @@
 //! - `--cfg discardable_broken_quiet`: a remote freer's quiet push is
 //!   Relaxed
 //!   (`remote_free::owner_collects_while_the_last_block_is_freed_remotely`
-//!   must fail).
+//!   must fail);
+//! - `--cfg discardable_broken_adopt_full`: an adopter takes an abandoned
+//!   span with no free block
+//!   (`abandon::a_thread_adopts_while_a_block_is_freed_remotely` must fail).
 
 #[cfg(loom)]
 pub mod abandon;

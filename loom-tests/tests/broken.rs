@@ -44,6 +44,8 @@
 //! - `--cfg discardable_broken_quiet`: a remote freer's quiet push is
 //!   Relaxed, so the owner's collect does not order the freer's last access
 //!   to the span header before the span's release.
+//! - `--cfg discardable_broken_adopt_full`: an adopter takes an abandoned
+//!   span with no free block, which its refill parks on its own full list.
 #![cfg(loom)]
 
 #[cfg(discardable_broken)]
@@ -164,4 +166,10 @@ fn broken_end_offer_is_rejected_by_the_last_handle_drop() {
 #[test]
 fn broken_quiet_push_is_rejected() {
     loom_tests::remote_free::owner_collects_while_the_last_block_is_freed_remotely();
+}
+
+#[cfg(discardable_broken_adopt_full)]
+#[test]
+fn broken_adopt_full_is_rejected() {
+    loom_tests::abandon::a_thread_adopts_while_a_block_is_freed_remotely();
 }
