@@ -72,6 +72,11 @@
 //! - `--cfg discardable_broken_orphan`: the table retires a dropped header
 //!   whatever its pins (`orphan::owner_drops_while_an_owned_guard_unpins`
 //!   must fail);
+//! - `--cfg discardable_broken_unpin`: `unpin` is Relaxed
+//!   (`state::unpin_racing_discard` must fail);
+//! - `--cfg discardable_broken_claim`: a lazy reviver writes the saved words
+//!   back without claiming each page from the kernel first
+//!   (`lazy::kernel_reclaim_racing_revivers` must fail);
 //! - `--cfg discardable_broken_group`: a slot's publication writes the
 //!   fields without the seqlock's `INIT` mark
 //!   (`group::publish_while_reading` and `group::taker_races_the_owner`
