@@ -3,7 +3,7 @@
 #
 # 1. The models, against the shipped protocols: every one must pass.
 # 2. Each protocol's deliberately broken variant (a cfg switch), built on its
-#    own: loom must reject the model that covers it, with a causality
+#    own: loom must reject each model that covers it, with a causality
 #    violation or a failed model assertion, never a build error.
 #    - `--cfg discardable_broken`: `try_discard` checks, then stores.
 #    - `--cfg discardable_broken_lazy`: `try_begin_revive` checks, then
@@ -28,6 +28,14 @@
 #      words back without claiming each page from the kernel first.
 #    - `--cfg discardable_broken_group`: a group slot's publication writes
 #      its fields without the seqlock's INIT mark.
+#    - `--cfg discardable_broken_end_offer`: `end_offer` is Relaxed, so
+#      neither a reviver, nor a pinner that waited out a failed offer, nor
+#      the owner's drop is ordered after the offer.
+#    - `--cfg discardable_broken_quiet`: a remote freer's quiet push is
+#      Relaxed, so the owner may release the span under the freer's last
+#      access.
+#    - `--cfg discardable_broken_adopt_full`: an adopter takes a full
+#      abandoned span (no free block) and parks it on its own full list.
 #
 # Each build has its own target directory, so none invalidates the normal
 # build or another (RUSTFLAGS differ). Each model has its own preemption
@@ -75,6 +83,10 @@ reject() {
 
 reject discardable_broken broken_discard_is_rejected \
     "Causality violation|a pinned reader saw discarded bytes|a pin succeeded after the discard|two discarders both won"
+reject discardable_broken broken_discard_is_rejected_by_two_discarders \
+    "Causality violation|two discarders both won|not exactly one discard in total|a pin failed but nobody discarded"
+reject discardable_broken broken_discard_is_rejected_by_a_reviver \
+    "Causality violation|a pinned reader saw|still offered after a revival or a discard|a pin succeeded after the discard"
 reject discardable_broken_lazy broken_revive_is_rejected \
     "Causality violation|a pin failed though the kernel took no page|not exactly one reviver|a pinned reader saw"
 reject discardable_broken_epoch broken_epoch_guard_is_rejected \
@@ -98,5 +110,19 @@ reject discardable_broken_claim broken_claim_is_rejected \
 
 reject discardable_broken_group broken_group_slot_is_rejected \
     "Causality violation|a reader accepted fields from two publications"
+reject discardable_broken_group broken_group_slot_is_rejected_by_a_taker \
+    "Causality violation|the loser wrote over the winner's fields|exactly one of the owner and the taker must win|the slot is the winner's"
+reject discardable_broken_end_offer broken_end_offer_is_rejected_by_a_pinner \
+    "Causality violation|a reviver found no saved words|a pinned reader saw"
+reject discardable_broken_end_offer broken_end_offer_is_rejected_by_a_failed_offer \
+    "Causality violation|a pinned reader saw"
+reject discardable_broken_end_offer broken_end_offer_is_rejected_by_a_drop \
+    "Causality violation|the bytes after they were freed"
+reject discardable_broken_end_offer broken_end_offer_is_rejected_by_the_last_handle_drop \
+    "Causality violation|the bytes after they were freed|header read after its free"
+reject discardable_broken_quiet broken_quiet_push_is_rejected \
+    "Causality violation|a remote freer touched a released span"
+reject discardable_broken_adopt_full broken_adopt_full_is_rejected \
+    "Causality violation|an unadopted span|the adopted span"
 
 echo "== loom checks passed in $((SECONDS - start)) s"

@@ -63,7 +63,7 @@ pub fn taker_races_the_owner() {
         assert!(owner_ok != taken.is_some(), "exactly one of the owner and the taker must win");
         let (tag, _, fields) = slot.read().expect("a published slot");
         assert_eq!(tag, if owner_ok { OWNER } else { TAKER }, "the slot is the winner's");
-        assert_eq!(fields, [if owner_ok { 2 } else { 9 }; 7]);
+        assert_eq!(fields, [if owner_ok { 2 } else { 9 }; 7], "the loser wrote over the winner's fields");
         if let Some(hold) = taken {
             slot.release(hold);
             assert!(slot.read().is_none(), "released");

@@ -44,7 +44,9 @@
 //! Each protocol has a deliberately broken variant, a cfg switch with which
 //! `.ci/loom.sh` builds `tests/broken.rs` and which loom must reject:
 //! - `--cfg discardable_broken`: `try_discard` is a check followed by a
-//!   separate store (`state::two_pinners_and_a_discarder` must fail);
+//!   separate store (`state::two_pinners_and_a_discarder`,
+//!   `state::two_discarders_race` and `lazy::discard_racing_a_reviver` must
+//!   fail);
 //! - `--cfg discardable_broken_lazy`: `try_begin_revive` is a check followed
 //!   by a separate `fetch_or` (`lazy::two_pinners_revive_once` must fail);
 //! - `--cfg discardable_broken_epoch`: `Core::pass` drops its epoch guard
@@ -70,9 +72,26 @@
 //! - `--cfg discardable_broken_orphan`: the table retires a dropped header
 //!   whatever its pins (`orphan::owner_drops_while_an_owned_guard_unpins`
 //!   must fail);
+//! - `--cfg discardable_broken_unpin`: `unpin` is Relaxed
+//!   (`state::unpin_racing_discard` must fail);
+//! - `--cfg discardable_broken_claim`: a lazy reviver writes the saved words
+//!   back without claiming each page from the kernel first
+//!   (`lazy::kernel_reclaim_racing_revivers` must fail);
 //! - `--cfg discardable_broken_group`: a slot's publication writes the
 //!   fields without the seqlock's `INIT` mark
-//!   (`group::publish_while_reading` must fail).
+//!   (`group::publish_while_reading` and `group::taker_races_the_owner`
+//!   must fail);
+//! - `--cfg discardable_broken_end_offer`: `end_offer` is Relaxed
+//!   (`lazy::offer_racing_a_pinner`, `lazy::failed_offer_racing_a_pinner`,
+//!   `lazy::drop_racing_an_offer` and
+//!   `table::last_handle_dropped_while_the_manager_offers` must fail);
+//! - `--cfg discardable_broken_quiet`: a remote freer's quiet push is
+//!   Relaxed
+//!   (`remote_free::owner_collects_while_the_last_block_is_freed_remotely`
+//!   must fail);
+//! - `--cfg discardable_broken_adopt_full`: an adopter takes an abandoned
+//!   span with no free block
+//!   (`abandon::a_thread_adopts_while_a_block_is_freed_remotely` must fail).
 
 #[cfg(loom)]
 pub mod abandon;

@@ -1,9 +1,11 @@
 //! The models must be able to fail: each protocol has a deliberately broken
 //! variant behind a cfg switch, and `.ci/loom.sh` builds this test once per
-//! switch and requires loom to reject the model that covers it.
+//! switch and requires loom to reject each model that covers it (one test
+//! per model; the tests of one switch share its build).
 //!
 //! - `--cfg discardable_broken`: `try_discard` checks the word and then sets
-//!   `DISCARDED` in a separate store, so a pin can slip in between.
+//!   `DISCARDED` in a separate store, so a pin or a second discarder can
+//!   slip in between.
 //! - `--cfg discardable_broken_lazy`: `try_begin_revive` checks the word and
 //!   then sets `REVIVING` in a separate `fetch_or`, so two pinners can both
 //!   revive, and the second takes the first's swap for a kernel discard.
@@ -33,13 +35,35 @@
 //!   a page the kernel took comes back zeroed but for its first word.
 //! - `--cfg discardable_broken_group`: a group slot's publication writes
 //!   its fields with the slot still marked ready (no seqlock), so a reader
-//!   can accept fields of two publications.
+//!   can accept fields of two publications, and an owner that lost its
+//!   slot to a taker writes over the taker's fields.
+//! - `--cfg discardable_broken_end_offer`: `end_offer` is Relaxed, so a
+//!   reviver may miss the saved words, a pinner that waited out a failed
+//!   offer may read a cookie, and the owner's drop may free the pages
+//!   under the offerer's last touch.
+//! - `--cfg discardable_broken_quiet`: a remote freer's quiet push is
+//!   Relaxed, so the owner's collect does not order the freer's last access
+//!   to the span header before the span's release.
+//! - `--cfg discardable_broken_adopt_full`: an adopter takes an abandoned
+//!   span with no free block, which its refill parks on its own full list.
 #![cfg(loom)]
 
 #[cfg(discardable_broken)]
 #[test]
 fn broken_discard_is_rejected() {
     loom_tests::state::two_pinners_and_a_discarder();
+}
+
+#[cfg(discardable_broken)]
+#[test]
+fn broken_discard_is_rejected_by_two_discarders() {
+    loom_tests::state::two_discarders_race();
+}
+
+#[cfg(discardable_broken)]
+#[test]
+fn broken_discard_is_rejected_by_a_reviver() {
+    loom_tests::lazy::discard_racing_a_reviver();
 }
 
 #[cfg(discardable_broken_lazy)]
@@ -106,4 +130,46 @@ fn broken_claim_is_rejected() {
 #[test]
 fn broken_group_slot_is_rejected() {
     loom_tests::group::publish_while_reading();
+}
+
+#[cfg(discardable_broken_group)]
+#[test]
+fn broken_group_slot_is_rejected_by_a_taker() {
+    loom_tests::group::taker_races_the_owner();
+}
+
+#[cfg(discardable_broken_end_offer)]
+#[test]
+fn broken_end_offer_is_rejected_by_a_pinner() {
+    loom_tests::lazy::offer_racing_a_pinner();
+}
+
+#[cfg(discardable_broken_end_offer)]
+#[test]
+fn broken_end_offer_is_rejected_by_a_failed_offer() {
+    loom_tests::lazy::failed_offer_racing_a_pinner();
+}
+
+#[cfg(discardable_broken_end_offer)]
+#[test]
+fn broken_end_offer_is_rejected_by_a_drop() {
+    loom_tests::lazy::drop_racing_an_offer();
+}
+
+#[cfg(discardable_broken_end_offer)]
+#[test]
+fn broken_end_offer_is_rejected_by_the_last_handle_drop() {
+    loom_tests::table::last_handle_dropped_while_the_manager_offers();
+}
+
+#[cfg(discardable_broken_quiet)]
+#[test]
+fn broken_quiet_push_is_rejected() {
+    loom_tests::remote_free::owner_collects_while_the_last_block_is_freed_remotely();
+}
+
+#[cfg(discardable_broken_adopt_full)]
+#[test]
+fn broken_adopt_full_is_rejected() {
+    loom_tests::abandon::a_thread_adopts_while_a_block_is_freed_remotely();
 }

@@ -119,7 +119,16 @@ impl Abandoned {
                         span::unlink(list, span, ptr::null_mut());
                         Span::release(span);
                     }
-                    Settled::Live if !(*span).free.is_null() || (*span).bump < (*span).capacity => {
+                    // Only a span with a free block (or room to bump one):
+                    // a full one would be parked on our full list at once,
+                    // and the refill loop would come back for the next.
+                    // The broken variant for the loom models adopts any
+                    // live span.
+                    Settled::Live
+                        if cfg!(discardable_broken_adopt_full)
+                            || !(*span).free.is_null()
+                            || (*span).bump < (*span).capacity =>
+                    {
                         span::unlink(list, span, ptr::null_mut());
                         // Release: the adopter's thread, which alone reads
                         // `owner` as "mine", is us; others see a

@@ -525,8 +525,11 @@ impl Span {
                 (*block).next = untagged(word);
                 // Release: whoever takes the block (the owner's swap) or
                 // reads the count it raised (a thief) sees its contents and
-                // every access of ours before (INV-5).
-                match (*span).thread_free.compare_exchange_weak(word, new, Release, Acquire) {
+                // every access of ours before (INV-5). The broken variant
+                // for the loom models pushes Relaxed, so the owner may
+                // release the span under the freer's last access.
+                let publish = if cfg!(discardable_broken_quiet) { Relaxed } else { Release };
+                match (*span).thread_free.compare_exchange_weak(word, new, publish, Acquire) {
                     Ok(_) => return true,
                     Err(actual) => word = actual,
                 }

@@ -297,6 +297,9 @@ impl Header {
     /// or through the Acquire that took `REVIVING`.
     unsafe fn swap_back(&self) -> bool {
         let saved = self.saved();
+        // The offer set it before its Release in `end_offer` (a reviver's
+        // Acquire sees it); null means that pairing is broken.
+        debug_assert!(!saved.is_null(), "a reviver found no saved words");
         let pages = self.cost() / os::page_size();
         (0..pages).all(|i| {
             // SAFETY: the caller holds OFFERING or REVIVING (state INV-5,

@@ -325,9 +325,14 @@ impl State {
     /// simply dropped (the offer failed and every page is intact). Pins that
     /// arrived meanwhile stay counted.
     pub(crate) fn end_offer(&self, offered: bool) {
-        // Release publishes the saved words and cookies to the reviver.
+        // Release publishes the saved words and cookies to the reviver, the
+        // restored words to a pinner that waited out a failed offer, and the
+        // offerer's last touch of the pages to the owner's drop, which waits
+        // for this (INV-5). The broken variant for the loom models ends the
+        // offer Relaxed, so none of them is ordered after the offer.
+        let order = if cfg!(discardable_broken_end_offer) { Relaxed } else { Release };
         let flip = if offered { OFFERING | OFFERED } else { OFFERING };
-        self.0.fetch_xor(flip, Release);
+        self.0.fetch_xor(flip, order);
     }
 
     /// Lazy mode: with our pin counted, tries to take `OFFERED` to
