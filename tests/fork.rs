@@ -189,9 +189,20 @@ fn group_child(name: &str, m: &Manager, parent: &GroupMember) -> Result<(), Stri
     Ok(())
 }
 
+/// The group's registry file, removed when the test ends (also when it
+/// fails; a forked child `_exit`s and never removes it).
+struct RemoveOnDrop(String);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 #[test]
 fn a_forked_group_member_claims_its_own_slot() {
     let name = format!("fork-slot-{}", std::process::id());
+    let _registry = RemoveOnDrop(format!("/dev/shm/discardable-group-{name}"));
     let m = Manager::builder().limit(64 << 20).group(&name).weight(3).start().unwrap();
     let held = pinned(&m, 4);
     let me = std::process::id();
@@ -266,5 +277,4 @@ fn a_forked_group_member_claims_its_own_slot() {
     );
     drop(held);
     drop(m);
-    let _ = std::fs::remove_file(format!("/dev/shm/discardable-group-{name}"));
 }

@@ -113,9 +113,20 @@ fn hold(m: &Manager, count: usize) -> Vec<Discardable<[u8]>> {
     (0..count).map(|_| Discardable::zeroed_in(1 << 20, m)).collect()
 }
 
+/// The group's registry file, removed when the test ends (also when it
+/// fails).
+struct RemoveOnDrop(String);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 #[test]
 fn live_view_redraws_what_changes() {
     let name = format!("top-live-{}", std::process::id());
+    let _registry = RemoveOnDrop(format!("/dev/shm/discardable-group-{name}"));
     let m = Manager::builder().limit(64 << 20).group(&name).weight(2).start().unwrap();
     let mut held = hold(&m, 4);
     // The first frame is drawn after the 4 MiB are published.
@@ -164,5 +175,4 @@ fn live_view_redraws_what_changes() {
 
     drop(held);
     drop(m);
-    let _ = std::fs::remove_file(format!("/dev/shm/discardable-group-{name}"));
 }
