@@ -34,6 +34,11 @@
 //! and a registry corrupted under a running member is counted in
 //! `Stats::group_faults` while the member acts alone, until repaired.
 //!
+//! In every scenario where the group reclaims (the spike, the refill, the
+//! late joiner, the `inproc` spike), the holdings must also settle within
+//! `SETTLE_BOUND` (3 s, against the issue's goal of shares met within 1 s
+//! of the reclaim) of the end of what made it reclaim.
+//!
 //! The measured figures are printed (`--nocapture`). Skips, with the
 //! reason on stderr, without root or a writable v1 memory controller; with
 //! `CI=true` it fails instead. One scenario at a time.
@@ -62,6 +67,15 @@ const MIB: u64 = 1 << 20;
 const REPLY_TIMEOUT: Duration = Duration::from_secs(60);
 /// The tolerance on each share.
 const TOLERANCE: f64 = 0.20;
+/// How soon the members' holdings must have settled (and then be at their
+/// shares: `assert_weighted`), counted from the end of what made the group
+/// reclaim (the spike grown, the refill or a joiner's fill done; the
+/// reclaim runs during it). The issue asks for shares met within 1 s of
+/// the reclaim; a settle is seen only once two readings 300 ms apart agree,
+/// and this 2-core host is shared, so the bound is three times the goal.
+/// Still well below `settle`'s 10 s give-up, which it therefore catches: a
+/// group that keeps shedding, or only drifts to its shares, fails here.
+const SETTLE_BOUND: Duration = Duration::from_secs(3);
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -191,6 +205,13 @@ fn settle(members: &mut [&mut Proc]) -> (Vec<u64>, Duration) {
     }
 }
 
+/// Asserts a settle (`settle`, or the `inproc` child's) took at most
+/// [`SETTLE_BOUND`]; prints the figure.
+fn assert_settled(what: &str, took: Duration) {
+    eprintln!("{what}: settled {took:.2?} (bound {SETTLE_BOUND:?}; goal 1 s)");
+    assert!(took <= SETTLE_BOUND, "{what}: holdings settled only after {took:.2?} (bound {SETTLE_BOUND:?})");
+}
+
 /// Asserts each member holds its weighted share of what the group kept,
 /// within [`TOLERANCE`]; prints the figures.
 fn assert_weighted(what: &str, held: &[u64], weights: &[u64]) {
@@ -246,7 +267,7 @@ fn three_processes_share_by_weight() {
     spiker.reply("GROWN");
     let [a, b, c] = &mut m[..] else { unreachable!() };
     let (held, took) = settle(&mut [a, b, c]);
-    eprintln!("{name}: settled {took:.2?} after the spike");
+    assert_settled(&format!("{name}: after the spike"), took);
     assert_weighted(&format!("{name}: weights 1, 1, 2"), &held, &[1, 1, 2]);
     assert!(held.iter().all(|&h| h < 300 * MIB), "every member gave back: {held:?}");
     assert_eq!(group.oom_kills(), Some(0), "no OOM kill");
@@ -282,7 +303,7 @@ fn three_processes_share_by_weight() {
     }
     let [a, b] = &mut m[..] else { unreachable!() };
     let (after, took) = settle(&mut [a, b]);
-    eprintln!("{name}: settled {took:.2?} after the refill");
+    assert_settled(&format!("{name}: after the refill"), took);
     assert_weighted(&format!("{name}: after the kill, weights 1, 1"), &after, &[1, 1]);
     for (before, now) in held.iter().zip(&after) {
         assert!(now > before, "the killed member's share went to the others: {held:?} -> {after:?}");
@@ -293,7 +314,7 @@ fn three_processes_share_by_weight() {
     m[2].reply("FILLED");
     let [a, b, c] = &mut m[..] else { unreachable!() };
     let (late, took) = settle(&mut [a, b, c]);
-    eprintln!("{name}: settled {took:.2?} after the late joiner");
+    assert_settled(&format!("{name}: after the late joiner"), took);
     assert_weighted(&format!("{name}: with a late joiner, weights 1, 1, 1"), &late, &[1, 1, 1]);
     assert_eq!(group.oom_kills(), Some(0), "no OOM kill");
     for p in m {
@@ -319,6 +340,7 @@ fn managers_in_one_process_share_by_weight() {
         small / MIB,
         get(&r, "small_discards")
     );
+    assert_settled(&format!("{name}: after the spike"), Duration::from_millis(get(&r, "settle_ms")));
     assert!(a + b < 400 * MIB, "the group gave back: {r:?}");
     assert_eq!(small, 30 * MIB, "a member that wants less than its share keeps all of it: {r:?}");
     assert_eq!(get(&r, "small_discards"), 0, "{r:?}");
@@ -396,6 +418,7 @@ fn inproc(group: &str, limit: usize) {
     let _hs = fill(&ms, 30);
     let t = Instant::now();
     let _spike = grow(200);
+    let grown = Instant::now();
     let held = || [&ma, &mb, &ms].map(|m| m.stats().discardable_bytes as u64);
     let mut last = held();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -410,9 +433,10 @@ fn inproc(group: &str, limit: usize) {
     let [a, b, small] = held();
     let faults: u64 = [&ma, &mb, &ms].iter().map(|m| m.stats().group_faults).sum();
     println!(
-        "RESULT a={a} b={b} small={small} small_discards={} faults={faults} ms={}",
+        "RESULT a={a} b={b} small={small} small_discards={} faults={faults} ms={} settle_ms={}",
         ms.stats().discarded_count,
-        t.elapsed().as_millis()
+        t.elapsed().as_millis(),
+        grown.elapsed().as_millis()
     );
     for _ in std::io::stdin().lock().lines() {}
 }

@@ -192,13 +192,20 @@ impl Member {
         })
     }
 
-    /// The registry, reopened at most once a lease after a failure.
-    fn registry(&mut self, now: u64) -> Result<&Registry, Fault> {
+    /// In a forked child, forgets the parent's slot and takes the child's
+    /// pid, so the next publication claims a slot of the child's own. Runs
+    /// first in `publish` and `give_back`, before they read the pid or the
+    /// slot: checked any later, the child's first publication would go
+    /// into the parent's slot under the parent's pid (`tests/fork.rs`).
+    fn note_fork(&mut self) {
         if os::process_id() != self.pid {
-            // A forked child: the slot is the parent's; claim our own.
             self.pid = os::process_id();
             self.hold = None;
         }
+    }
+
+    /// The registry, reopened at most once a lease after a failure.
+    fn registry(&mut self, now: u64) -> Result<&Registry, Fault> {
         if self.registry.is_none() && self.open_failed_at.is_none_or(|t| now.saturating_sub(t) >= LEASE_MS) {
             match Registry::open(&self.path, true) {
                 Ok(r) => self.registry = Some(r),
@@ -233,6 +240,7 @@ impl Member {
     /// Publishes this member's figures at `now` (its heartbeat), claiming
     /// a slot first if it has none.
     pub(crate) fn publish(&mut self, now: u64, held: u64, pinned: u64, discarded: u64) -> Result<(), Fault> {
+        self.note_fork();
         let demand = self.demand(now, held, discarded);
         let figures = Figures {
             pid: u64::from(self.pid),
@@ -276,6 +284,7 @@ impl Member {
         held: u64,
         feels: &dyn Fn(u32) -> bool,
     ) -> Result<u64, Fault> {
+        self.note_fork();
         let Some((mine, _)) = self.hold else { return Err(Fault::Lost) };
         let layout = self.registry(now)?.layout()?;
         let mut members: Vec<MemberView> = view::members(layout, now)?;

@@ -4,18 +4,22 @@
 //! without joining the group.
 //!
 //! ```text
-//! discardable-top [--once] [--json] [--interval MS] [GROUP...]
+//! discardable-top [--once] [--json] [--interval MS] [--frames N] [GROUP...]
 //! ```
 //!
 //! Without names it shows every group whose registry it finds. `--once`
 //! prints one table and exits (scripts and tests); `--json` prints one
 //! machine-readable snapshot and exits; otherwise the table is redrawn
-//! every `--interval` milliseconds (default 1000) until interrupted.
+//! every `--interval` milliseconds (default 1000, at least 50), each frame
+//! starting by clearing the screen (`ESC [2J ESC [H`), until interrupted,
+//! until its output is closed, or, with `--frames N`, after `N` frames
+//! (the last one is not followed by a wait).
 //!
 //! Owns: argument parsing and rendering only; every figure comes from
 //! `discardable::group_members`, which validates the registry.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::time::Duration;
 
 use discardable::{group_members, GroupMember};
@@ -30,6 +34,8 @@ struct Args {
     once: bool,
     json: bool,
     interval: Option<Duration>,
+    /// Live view: stop after this many frames (`None`: never).
+    frames: Option<u64>,
     groups: Vec<String>,
 }
 
@@ -43,6 +49,14 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Args, String> {
             "--interval" => {
                 let ms: u64 = args.next().and_then(|v| v.parse().ok()).ok_or("--interval takes milliseconds")?;
                 out.interval = Some(Duration::from_millis(ms.max(50)));
+            }
+            "--frames" => {
+                let n: u64 = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .filter(|&n| n > 0)
+                    .ok_or("--frames takes a count of at least 1")?;
+                out.frames = Some(n);
             }
             "-h" | "--help" => return Err(String::new()),
             s if s.starts_with('-') => return Err(format!("unknown option {s}")),
@@ -171,7 +185,7 @@ fn main() {
             if !e.is_empty() {
                 eprintln!("discardable-top: {e}");
             }
-            eprintln!("usage: discardable-top [--once] [--json] [--interval MS] [GROUP...]");
+            eprintln!("usage: discardable-top [--once] [--json] [--interval MS] [--frames N] [GROUP...]");
             std::process::exit(if e.is_empty() { 0 } else { 2 });
         }
     };
@@ -183,10 +197,24 @@ fn main() {
         print!("{}", table(&snapshot(&args)));
         return;
     }
+    live(&args);
+}
+
+/// The live view: a frame (clear the screen, home the cursor, the table)
+/// every interval, until `--frames` are drawn or the output is closed.
+fn live(args: &Args) {
     let interval = args.interval.unwrap_or(Duration::from_secs(1));
+    let mut out = std::io::stdout().lock();
+    let mut drawn = 0u64;
     loop {
-        // Clear the screen and home the cursor, then redraw.
-        print!("\x1b[2J\x1b[H{}", table(&snapshot(&args)));
+        let frame = format!("\x1b[2J\x1b[H{}", table(&snapshot(args)));
+        if out.write_all(frame.as_bytes()).and_then(|()| out.flush()).is_err() {
+            return; // nobody reads any more (a closed pipe, a gone terminal)
+        }
+        drawn += 1;
+        if args.frames.is_some_and(|n| drawn >= n) {
+            return;
+        }
         std::thread::sleep(interval);
     }
 }
@@ -201,7 +229,13 @@ mod tests {
         assert!(a.once && a.json);
         assert_eq!(a.interval, Some(Duration::from_millis(50)), "clamped to 50 ms");
         assert_eq!(a.groups, ["web"]);
+        assert_eq!(a.frames, None);
         assert!(parse(["--bogus"].map(String::from).into_iter()).is_err());
+        let f = parse(["--frames", "3", "web"].map(String::from).into_iter()).unwrap();
+        assert_eq!((f.frames, f.once), (Some(3), false));
+        for bad in [&["--frames", "0"][..], &["--frames", "x"], &["--frames"]] {
+            assert!(parse(bad.iter().map(|s| s.to_string())).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
