@@ -191,6 +191,41 @@ fn a_scan_does_not_push_out_a_hot_set_but_a_hotter_key_gets_in() {
     assert!(cache.weighted_size() <= 100 * 64);
 }
 
+/// The same with no capacity of the cache's own, only its manager's limit:
+/// the cache keeps itself under the ceiling the manager's thread publishes
+/// (the room before it would reclaim), so its own sweep and admission, not
+/// the manager's CLOCK, choose what goes, and a scan leaves the hot set
+/// alone (the manager's CLOCK would have dropped it: the hot keys are not
+/// read during the scan).
+#[test]
+fn under_its_managers_limit_a_cache_admits_as_when_full() {
+    let value = [7u8; 64];
+    let m = manager(200 * 64 + 128);
+    let cache: Cache<u64, [u8]> = Cache::builder().manager(&m).shards(2).build().unwrap();
+    eventually("the manager thread's first pass", || m.stats().passes > 0);
+    for k in 0..100u64 {
+        cache.insert(k, &value[..]).unwrap();
+    }
+    for _ in 0..3 {
+        for k in 0..100u64 {
+            assert!(cache.get(&k).is_some());
+        }
+    }
+    for k in 100..200u64 {
+        cache.insert(k, &value[..]).unwrap();
+    }
+    for k in 1000..1500u64 {
+        for _ in 0..2 {
+            if cache.get(&k).is_none() {
+                cache.insert(k, &value[..]).unwrap();
+            }
+        }
+    }
+    let hot = (0..100u64).filter(|k| cache.contains_key(k)).count();
+    assert!(hot >= 95, "hot keys left {hot}/100: {:?}", m.stats());
+    assert!(m.stats().discardable_bytes <= 200 * 64 + 128, "{:?}", m.stats());
+}
+
 #[test]
 fn bad_input_is_a_typed_error() {
     assert!(matches!(Cache::<u8, [u8]>::builder().capacity(0).build(), Err(Error::ZeroLimit)));

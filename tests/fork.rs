@@ -8,6 +8,7 @@
 //! under its own pid in a slot of its own, while the parent's slot keeps
 //! the parent's pid and figures, and neither the child's use nor its exit
 //! (nor its slot's expiry after the lease) takes the parent's slot from it.
+#![cfg(not(loom))] // groups do not exist under loom
 
 use std::fs::File;
 use std::io::{Read, Write};

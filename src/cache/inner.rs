@@ -122,16 +122,32 @@ impl<K, S: BuildHasher> Inner<K, S> {
         }
     }
 
+    /// Whether `more` bytes would take the cache past its capacity.
+    #[inline]
+    fn over_capacity(&self, more: usize) -> bool {
+        self.capacity.is_some_and(|c| self.counters.bytes.load(Relaxed).saturating_add(more) > c)
+    }
+
+    /// Whether `more` bytes would take the manager's arena past the
+    /// ceiling its thread last published (`Manager::ceiling`: the room
+    /// before it would reclaim). The cache is then full as at its capacity:
+    /// its own sweep and admission choose what goes, not the manager's
+    /// reclaim.
+    #[inline]
+    fn over_ceiling(&self, more: usize) -> bool {
+        self.arena.held().saturating_add(more) > self.manager.ceiling()
+    }
+
     /// Admission (TinyLFU, `sketch.rs`): counts this request to store
-    /// `hash` and says whether to keep it. Always while the value fits, or
+    /// `hash` and says whether to keep it. Always while the value fits (in
+    /// the capacity and under the manager's ceiling), or
     /// if the key is resident (`resident` is asked only when full); when
     /// full, only if the key was asked for more often, lately, than the
     /// entry the sweep would drop for it (which then goes in
     /// [`enforce_capacity`](Self::enforce_capacity): the hand stays on it).
     /// Must not be called under a shard lock (it takes them).
     pub(super) fn admits(&self, hash: u64, cost: usize, resident: impl FnOnce() -> bool) -> bool {
-        let Some(capacity) = self.capacity else { return true };
-        let full = self.counters.bytes.load(Relaxed).saturating_add(cost) > capacity;
+        let full = self.over_capacity(cost) || self.over_ceiling(cost);
         let sketch = match self.sketch.get() {
             Some(sketch) => sketch,
             None if !full => return true,
@@ -227,17 +243,21 @@ impl<K, S: BuildHasher> Inner<K, S> {
     }
 
     /// Drops cold values (GCLOCK over the shards) until the capacity holds
-    /// or enough rounds to spend every credit found nothing unpinned.
-    pub(super) fn enforce_capacity(&self) {
-        let Some(capacity) = self.capacity else { return };
-        if self.counters.bytes.load(Relaxed) <= capacity {
+    /// and, if an insert of `added` bytes took the manager's arena past its
+    /// ceiling, as much again (never more: other holders' bytes are not
+    /// ours to make up for), or until enough rounds to spend every credit
+    /// found nothing unpinned.
+    pub(super) fn enforce_capacity(&self, added: usize) {
+        let mut ceiling_debt = if self.over_ceiling(0) { added.max(1) } else { 0 };
+        if !self.over_capacity(0) && ceiling_debt == 0 {
             return;
         }
         let mut removed = Removed::new();
         {
             let mut hand = self.sweep.lock();
             let mut budget = self.sweep_budget();
-            while self.counters.bytes.load(Relaxed) > capacity {
+            while self.over_capacity(0) || (ceiling_debt > 0 && self.over_ceiling(0)) {
+                let before = self.counters.bytes.load(Relaxed);
                 let dropped = self.next_victim(&mut hand, &mut budget, &mut removed, |map, i, removed| {
                     let (key, _) = map.take(i, &self.arena, &self.counters, RemovalCause::Discarded);
                     removed.push((key, RemovalCause::Discarded));
@@ -245,6 +265,8 @@ impl<K, S: BuildHasher> Inner<K, S> {
                 if dropped.is_none() {
                     break;
                 }
+                let freed = before.saturating_sub(self.counters.bytes.load(Relaxed));
+                ceiling_debt = ceiling_debt.saturating_sub(freed.max(1));
             }
         }
         // The listener may call back into the cache (and sweep again): run

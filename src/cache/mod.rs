@@ -208,7 +208,7 @@ where
         }
         drop(guard); // published pinned: never discarded before it was in the map
         self.inner.report(removed);
-        self.inner.enforce_capacity();
+        self.inner.enforce_capacity(cost);
         Ok(())
     }
 

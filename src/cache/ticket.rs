@@ -73,7 +73,7 @@ impl<K, S: BuildHasher> Ticket<'_, K, S> {
         self.done = true;
         self.flight.end();
         inner.report(removed);
-        inner.enforce_capacity();
+        inner.enforce_capacity(value.__shape().0);
         Ok(guard)
     }
 }

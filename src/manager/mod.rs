@@ -185,6 +185,7 @@ impl Manager {
             sinks: parking_lot::Mutex::new(Sinks::default()),
             sinks_pending: std::sync::atomic::AtomicBool::new(false),
             lazy_delay: (builder.mode == ReclaimMode::Lazy).then_some(builder.lazy_delay),
+            ceiling: AtomicUsize::new(usize::MAX),
             pressure: PressureConfig {
                 process_limit: builder.process_limit,
                 watermarks: builder.watermarks,
@@ -268,6 +269,14 @@ impl Manager {
         let freed = self.inner.core.reclaim(&self.inner.arena, &local, bytes);
         self.inner.core.note_limit(&self.inner.arena);
         freed
+    }
+
+    /// What the arena may hold before the manager would reclaim, as of its
+    /// thread's last pass (`Core::publish_ceiling`; `usize::MAX` before
+    /// the first).
+    #[cfg_attr(loom, allow(dead_code))] // the cache (not built under loom) asks
+    pub(crate) fn ceiling(&self) -> usize {
+        self.inner.core.ceiling.load(core::sync::atomic::Ordering::Relaxed)
     }
 
     /// The strong bytes of the manager's table and policy, and the

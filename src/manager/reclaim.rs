@@ -79,6 +79,11 @@ pub(crate) struct Core {
     /// Lazy mode: how long an allocation stays unpinned before it is
     /// offered (`None`: managed mode).
     pub(super) lazy_delay: Option<Duration>,
+    /// The arena's ceiling as of the manager thread's last pass: what the
+    /// arena may hold short of the manager's limit and of the tightest
+    /// signal's high mark ([`Core::publish_ceiling`]). Caches
+    /// keep themselves under it by their own sweep and admission.
+    pub(super) ceiling: AtomicUsize,
     /// What the pressure layer is discovered with (again after a fork).
     pub(super) pressure: PressureConfig,
     /// The process limit when this is the global manager with direct
@@ -345,7 +350,25 @@ impl Core {
         if freed > 0 {
             self.group_publish(arena);
         }
+        self.publish_ceiling(arena, pressure.room(&reading).saturating_add(freed));
         (reading, unoffered)
+    }
+
+    /// Publishes the arena's ceiling: what it holds now plus the `room`
+    /// left before the tightest signal's high mark (`Pressure::room`, as of
+    /// the last reading, plus what this pass freed since), within the
+    /// manager's limit, less the slack. A cache that grows into it drops its own cold values
+    /// instead (its sweep and admission), so under sustained pressure the
+    /// manager's reclaim is seldom what picks a cache's values.
+    ///
+    /// A group member publishes only its own limit: what a shared signal
+    /// leaves is the group's to share out by weight (`group_part`), not
+    /// the fastest cache's to fill.
+    fn publish_ceiling(&self, arena: &Arena, room: usize) {
+        let room = if self.in_group() { usize::MAX } else { room };
+        let held = arena.held();
+        let room = room.min(self.limit.saturating_sub(held)).saturating_sub(self.slack());
+        self.ceiling.store(held.saturating_add(room), Relaxed);
     }
 
     /// The group's part in the one decision: publishes this member's
@@ -479,6 +502,7 @@ impl Core {
             sinks: parking_lot::Mutex::new(Sinks::default()),
             sinks_pending: std::sync::atomic::AtomicBool::new(false),
             lazy_delay,
+            ceiling: AtomicUsize::new(usize::MAX),
             pressure: PressureConfig::default(),
             direct_limit: parking_lot::Mutex::new(None),
             thread_gen: std::sync::atomic::AtomicU64::new(fork::generation()),

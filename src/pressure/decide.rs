@@ -188,6 +188,17 @@ impl Pressure {
         }
     }
 
+    /// The bytes `reading`'s usage may grow by before its trigger's high
+    /// mark (`usize::MAX` without a trigger, 0 after a PSI stall): room
+    /// that a cache may fill with no reclaim.
+    pub(crate) fn room(&self, reading: &Reading) -> usize {
+        match reading.trigger {
+            None => usize::MAX,
+            Some(Signal::Psi) => 0,
+            Some(signal) => self.marks_for(signal).high_mark(reading.limit).saturating_sub(reading.usage),
+        }
+    }
+
     /// How long the manager may sleep before the next sample, given the
     /// last one (`None`: until a descriptor of [`Self::fds`] or the
     /// manager's own wake-up is ready). The policy is documented in
