@@ -37,13 +37,14 @@ impl<K, S: BuildHasher> Ticket<'_, K, S> {
     /// Stores `value` in place of the placeholder and ends the flight.
     pub(super) fn complete<V: ?Sized + CacheValue>(mut self, value: &V) -> Result<CacheGuard<V>, Error> {
         let inner = self.inner;
+        let cost = value.__shape().0;
         let (entry, guard) = inner.create(value, self.hash)?;
         // Waiters share the value: admit it whatever the sketch says (the
         // map's placeholder and this ticket hold two references). Asked
         // before the shard lock (the admission sweeps, which takes shard
         // locks), and again under it for a waiter that joined meanwhile.
         let waited = || Arc::strong_count(&self.flight) > 2;
-        let admitted = waited() || inner.admits(self.hash, value.__shape().0, || false);
+        let admitted = waited() || inner.admits(self.hash, cost, || false);
         let mut removed = Removed::new();
         {
             let shard = inner.shard(self.hash);
@@ -73,7 +74,7 @@ impl<K, S: BuildHasher> Ticket<'_, K, S> {
         self.done = true;
         self.flight.end();
         inner.report(removed);
-        inner.enforce_capacity(value.__shape().0);
+        inner.enforce_capacity(cost);
         Ok(guard)
     }
 }

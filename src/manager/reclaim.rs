@@ -357,9 +357,10 @@ impl Core {
     /// Publishes the arena's ceiling: what it holds now plus the `room`
     /// left before the tightest signal's high mark (`Pressure::room`, as of
     /// the last reading, plus what this pass freed since), within the
-    /// manager's limit, less the slack. A cache that grows into it drops its own cold values
-    /// instead (its sweep and admission), so under sustained pressure the
-    /// manager's reclaim is seldom what picks a cache's values.
+    /// manager's limit, less the slack. A cache that grows into it drops
+    /// its own cold values instead (its sweep and admission), so under
+    /// sustained pressure the manager's reclaim is seldom what picks a
+    /// cache's values.
     ///
     /// A group member publishes only its own limit: what a shared signal
     /// leaves is the group's to share out by weight (`group_part`), not
